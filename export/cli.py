@@ -50,8 +50,31 @@ def _parser():
     return p
 
 
+def _check_out(out, name):
+    """Refuse, before any work, an artifact name that is a path and an --out that cannot hold files."""
+    import os
+    from pathlib import Path
+
+    if name is not None and (not name.strip() or name in (".", "..") or any(c in name for c in "/\\")):
+        raise ValueError(f"--name {name!r} must be a plain file name stem (no '/' or '\\'): the artifacts are "
+                         "written inside --out.")
+    out = Path(out)
+    existing = next((p for p in [out, *out.parents] if p.exists()), None)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file, not a folder; give a folder (it is created if needed).")
+    if existing is not None and existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r}: {existing} is not writable; give a folder you can write to.")
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"--out {str(out)!r}: {existing} is a file, so no folder can be made under it.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        _check_out(args.out, args.name)
+    except ValueError as err:
+        print(f"tfkd export: error: {err}", file=sys.stderr)
+        return 2
     from tfkd.export.pipeline import export_all
 
     try:
@@ -70,8 +93,15 @@ def main(argv: list[str] | None = None) -> int:
                             safe_mode=not args.unsafe, data=args.data, report_stem=args.report_name,
                             log=lambda msg: print(msg, file=sys.stderr))
     except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"tfkd export: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())
+        if "safe_mode=False" in message and not args.unsafe:  # Keras's advice is for Python callers
+            message = (f"{args.model} holds a Lambda layer (or other code that runs when it is loaded), refused in "
+                       "safe mode. If you trust the file and where it came from, add --unsafe.")
+        print(f"tfkd export: error: {message}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk or a folder that became unwritable mid-export
+        print(f"tfkd export: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
     print(report["markdown_table"], end="")
     for note in report["notes"][1:]:
         print(note)

@@ -59,8 +59,9 @@ class Config(RecipeConfig):
             raise ValueError(f"decay_start={self.decay_start} must be in [0, 1).")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction={self.val_fraction} must be in (0, 0.5).")
-        if self.teacher_epochs <= 0 or self.epochs <= 0:
-            raise ValueError("teacher_epochs and epochs must be > 0.")
+        for name in ("teacher_epochs", "epochs"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0 (a number of epochs).")
         if any(t <= 0 for t in self.sweep_temperatures) or any(not 0 <= a <= 1 for a in self.sweep_alphas):
             raise ValueError("sweep temperatures must be > 0 and sweep alphas in [0, 1].")
         if self.fm_epochs <= 0 or self.fm_mixup < 0 or self.fm_noise not in ("simple", "randaugment", "none"):

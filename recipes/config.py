@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import math
 import typing
 from pathlib import Path
 
@@ -115,18 +117,34 @@ def _scalar(name, value, tp):
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
+        number = _float_or_none(value)
+        if number is not None:
+            raise ValueError(f"config key {name!r}={value!r} is not a whole number; expected int (e.g. "
+                             f"{max(int(number), 1) if math.isfinite(number) else 3}).")
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
+        number = _float_or_none(value)
+        if number is not None:
+            if not math.isfinite(number):
+                raise ValueError(f"config key {name!r}={value!r} is not a finite number; expected a finite float.")
+            return number
     elif tp is str:
         if isinstance(value, str):
             return value
     raise ValueError(f"config key {name!r}={value!r} has type {type(value).__name__}; expected {tp.__name__}.")
+
+
+def _float_or_none(value):
+    """``value`` as a float if it is a number or a string spelling one (bools are not numbers here), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _type_name(cls, name):
@@ -142,11 +160,20 @@ def load_file(path) -> dict:
         raise FileNotFoundError(f"--config {path}: no such file.")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--config {path}: not valid JSON ({err}).") from None
     elif path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.constructor.ConstructorError as err:  # a !!python/... tag: refused, never run
+            raise ValueError(f"--config {path}: {' '.join(str(err).split())}; tfkd config files are plain data "
+                             "(yaml.safe_load), tags that build Python objects are refused.") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"--config {path}: not valid YAML ({' '.join(str(err).split())}).") from None
     else:
         raise ValueError(f"--config {path}: expected a .yaml, .yml or .json file.")
     if data is None:
@@ -202,3 +229,17 @@ def parse_config(cls, argv, prog="tfkd run", description=""):
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def config_hash(cfg) -> str:
+    """A short hash of every value of ``cfg`` (a config or its :func:`to_dict`): what a run's results depend on."""
+    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def differences(old: dict, new: dict) -> str:
+    """``"epochs: 6 -> 10, lr: 0.001 -> 0.01"``: the keys whose values differ between two config dicts."""
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}" for k in keys
+                     if old.get(k) != new.get(k))

@@ -14,9 +14,10 @@ Example:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib
+import json
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -40,6 +41,83 @@ RECIPES = {
 }
 
 _STATE = "state.json"
+_CONFIG = "config.json"
+# A run directory is tfkd's own: made by tfkd (or an empty folder it was given) and marked so. tfkd writes,
+# replaces and deletes files only in a marked folder; any other non-empty folder is refused before a byte changes.
+MARKER = ".tfkd-run"
+# Held with fcntl.flock while a run uses the directory: the OS drops it when the process ends, kill -9 included.
+LOCK = ".tfkd-lock"
+# What a marked directory may hold and still take a new run (a run that failed on bad input left only these).
+_FRESH = {MARKER, LOCK, _CONFIG}
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used (not tfkd's, in use, edited by hand); nothing in it was changed."""
+
+
+class RunLock:
+    """An exclusive ``fcntl.flock`` on ``<run dir>/.tfkd-lock``, released by :meth:`release` or the process's end."""
+
+    def __init__(self, directory):
+        import fcntl
+
+        self.path = Path(directory) / LOCK
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            self._fd = None
+            raise RunDirError(f"{directory} is in use by another tfkd run (pid {holder}); wait for it to end (or "
+                              "stop it), then --resume; two runs in one directory would overwrite each other.") \
+                from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+def claim(directory, *, new: bool) -> RunLock:
+    """Check that ``directory`` may hold a run, lock it, and mark it as tfkd's; raise :class:`RunDirError` if not.
+
+    ``new``: a fresh run (the folder must not exist, be empty, or be a marked folder with no run started in it);
+    otherwise ``--resume`` (the folder must be marked). Nothing is written or deleted before the checks pass.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise RunDirError(f"{directory} is a file, not a directory; give --out a new folder name.")
+    marked = (directory / MARKER).is_file()
+    if new and not marked and directory.is_dir() and any(directory.iterdir()):
+        raise RunDirError(f"{directory} already exists and is not a tfkd run directory (no {MARKER} marker); tfkd "
+                          "writes and deletes files in its run directory, so it only takes a new or an empty "
+                          "folder: choose another --out.")
+    if not new and not marked:
+        if not (directory / _CONFIG).is_file():
+            raise RunDirError(f"no {_CONFIG} there; is it a tfkd run directory?")
+        raise RunDirError(f"it is not marked as a tfkd run directory (no {MARKER} file), so tfkd will not write "
+                          f"in it; if tfkd made it, create the marker (touch {directory / MARKER}) and retry.")
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(directory)
+    try:
+        if new and marked and set(p.name for p in directory.iterdir()) - _FRESH:
+            raise RunDirError(f"{directory} already holds a run; use --resume {directory} to continue it or choose "
+                              "another --out.")
+        if not marked:
+            io.write_json(directory / MARKER, {"tfkd_run_directory": True, "tfkd_version": _version()})
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _digest(name, config_sha, result) -> str:
+    """Binds a finished stage's result to its name and the config it ran under (``state.json`` edits show)."""
+    text = json.dumps([name, config_sha, result], sort_keys=True, default=io._jsonable)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class RunContext:
@@ -51,12 +129,43 @@ class RunContext:
         self.config = config
         self.verbose = verbose
         self.t0 = time.time()
+        self.config_sha = config_lib.config_hash(config) if config is not None else None
         self.dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(self.dir)
         state_path = self.dir / _STATE
-        self.state = io.read_json(state_path) if state_path.exists() else {"recipe": recipe, "stages": {}}
+        self.state = self._read_state(state_path) if state_path.exists() else {
+            "recipe": recipe, "config_sha256": self.config_sha,
+            "config": config_lib.to_dict(config) if config is not None else None, "stages": {}}
+        io.remove_stale_temp_files(self.dir)
         self._planned = []
         self._models = {}  # models built in this process, so a finished stage's model is not reloaded from disk
+
+    def _read_state(self, path):
+        """``state.json``, checked: every finished stage has its result, unedited, under this run's config."""
+        where = f"{path}"
+        fix = f"restore it, or start a new run with another --out"
+        try:
+            state = io.read_json(path)
+            stages = state["stages"]
+            if not isinstance(stages, dict):
+                raise TypeError(f"'stages' is a {type(stages).__name__}")
+        except (ValueError, KeyError, TypeError) as e:
+            raise RunDirError(f"{where} is not a valid tfkd run state ({type(e).__name__}: {e}); {fix}.") from None
+        if self.config_sha is not None and state.get("config_sha256") not in (None, self.config_sha):
+            changed = config_lib.differences(state.get("config") or {}, config_lib.to_dict(self.config))
+            raise RunDirError(f"the config changed since this run's finished stages ran ({changed or 'hash '}"
+                              f"{'' if changed else state.get('config_sha256') + ' -> ' + self.config_sha}); "
+                              "their results would not match it. Restore config.json, or start a new run with "
+                              "another --out.")
+        for name, entry in stages.items():
+            if not isinstance(entry, dict) or "result" not in entry or entry.get("status") != "done":
+                raise RunDirError(f"{where}: stage {name!r} has no result (the file was edited or damaged); {fix}.")
+            if entry.get("digest") != _digest(name, entry.get("config_sha256"), entry["result"]):
+                raise RunDirError(f"{where}: stage {name!r} was changed after it finished (its result no longer "
+                                  f"matches its digest); tfkd will not report numbers it did not measure. {fix}.")
+            if self.config_sha is not None and entry.get("config_sha256") != self.config_sha:
+                raise RunDirError(f"{where}: stage {name!r} ran under another config (hash "
+                                  f"{entry.get('config_sha256')}, this run's is {self.config_sha}); {fix}.")
+        return state
 
     # -- layout --------------------------------------------------------------------------------------------------
     def path(self, *parts) -> Path:
@@ -92,8 +201,10 @@ class RunContext:
             return self.state["stages"][name]["result"]
         print(f"[{index}/{total}] {name} ...  [{elapsed}]", flush=True)
         started = time.time()
-        result = fn()
-        self.state["stages"][name] = {"status": "done", "result": result, "seconds": round(time.time() - started, 2)}
+        result = json.loads(json.dumps(fn(), default=io._jsonable))  # as state.json will hold it
+        self.state["stages"][name] = {"status": "done", "result": result, "seconds": round(time.time() - started, 2),
+                                      "config_sha256": self.config_sha,
+                                      "digest": _digest(name, self.config_sha, result)}
         io.write_json(self.dir / _STATE, self.state)
         print(f"[{index}/{total}] {name}: finished in {_clock(time.time() - started)}", flush=True)
         return result
@@ -114,15 +225,6 @@ class RunContext:
         return self._models[name]
 
 
-def _remove_stale_temp_files(directory):
-    """Delete the temporary files of atomic writes that a killed process never finished (``.<name>.*.tmp*``)."""
-    for path in sorted(Path(directory).rglob(".*.tmp*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
 def _clock(seconds):
     seconds = int(seconds)
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
@@ -139,6 +241,10 @@ def _usage():
 def _default_dir(recipe):
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{recipe}-{stamp}"
+
+
+# Flags that may come with --resume: they cannot change what a run computes.
+_RESUME_FLAGS = ("--verbose",)
 
 
 def main(argv) -> int:
@@ -164,33 +270,65 @@ def main(argv) -> int:
         print(f"tfkd run {recipe}: {e}", file=sys.stderr)
         return 2
     if options["resume"]:
-        return resume(options["resume"], extra=[])
+        rest = [a for a in argv[1:] if a != "--resume" and not a.startswith("--resume=")
+                and a != options["resume"]]
+        return resume(options["resume"], extra=rest, recipe=recipe)
     run_dir = Path(options["out"]) if options["out"] else _default_dir(recipe)
-    # Other workers of a multi-worker run see the chief's directory fill up; only the chief refuses it.
-    if (run_dir / _STATE).exists() and distribute.is_chief():
-        print(f"tfkd run {recipe}: {run_dir} already holds a run; use --resume {run_dir} to continue it or choose "
-              "another --out.", file=sys.stderr)
-        return 2
-    return execute(module, cfg, run_dir, verbose=options["verbose"])
+    # Other workers of a multi-worker run see the chief's directory fill up; only the chief claims it.
+    return _claimed(run_dir, new=True, prog=f"tfkd run {recipe}",
+                    then=lambda: execute(module, cfg, run_dir, verbose=options["verbose"]))
 
 
-def resume(run_dir, extra=()) -> int:
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        print(f"tfkd run --resume {run_dir}: no config.json there; is it a tfkd run directory?", file=sys.stderr)
+def _claimed(run_dir, *, new, prog, then) -> int:
+    """Run ``then()`` holding the run directory (checked, locked, marked); one line and exit 2 if it is refused."""
+    if not distribute.is_chief():
+        return then()
+    try:
+        lock = claim(run_dir, new=new)
+    except (RunDirError, OSError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
     try:
-        saved = io.read_json(config_path)
-        recipe = saved["recipe"]
-        module = importlib.import_module(RECIPES[recipe])
-        cfg = config_lib.from_dict(module.Config, saved["config"])
-    except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
-        print(f"tfkd run --resume {run_dir}: {config_path} is not a valid tfkd run config ({type(e).__name__}: "
-              f"{e}); restore it or start a new run.", file=sys.stderr)
+        return then()
+    finally:
+        lock.release()
+
+
+def resume(run_dir, extra=(), recipe=None) -> int:
+    run_dir = Path(run_dir)
+    prog = f"tfkd run --resume {run_dir}"
+    refused = [a for a in extra if a not in _RESUME_FLAGS]
+    if refused:
+        print(f"{prog}: {' '.join(refused)} cannot be given with --resume: a resumed run keeps the config it "
+              f"started with (only {', '.join(_RESUME_FLAGS)} may be added). To change it, start a new run with "
+              "another --out.", file=sys.stderr)
         return 2
-    print(f"resuming {recipe} in {run_dir}", flush=True)
-    return execute(module, cfg, run_dir, verbose="--verbose" in extra)
+
+    def go():
+        config_path = run_dir / _CONFIG
+        try:
+            saved = io.read_json(config_path)
+            name = saved["recipe"]
+            module = importlib.import_module(RECIPES[name])
+            cfg = config_lib.from_dict(module.Config, saved["config"])
+        except (ValueError, KeyError, TypeError, OSError) as e:  # JSONDecodeError is a ValueError
+            print(f"{prog}: {config_path} is not a valid tfkd run config ({type(e).__name__}: {e}); restore it or "
+                  "start a new run.", file=sys.stderr)
+            return 2
+        if recipe is not None and recipe != name:
+            print(f"{prog}: that directory holds a {name} run, not {recipe}; use tfkd run --resume {run_dir}.",
+                  file=sys.stderr)
+            return 2
+        recorded = saved.get("config_sha256")
+        if recorded is not None and recorded != config_lib.config_hash(cfg):
+            print(f"{prog}: {config_path} was edited after the run started (its config no longer matches the hash "
+                  "recorded then), so the finished stages may not match it; restore it, or start a new run with "
+                  "another --out.", file=sys.stderr)
+            return 2
+        print(f"resuming {name} in {run_dir}", flush=True)
+        return execute(module, cfg, run_dir, verbose="--verbose" in extra)
+
+    return _claimed(run_dir, new=False, prog=prog, then=go)
 
 
 def execute(module, cfg, run_dir, verbose=False) -> int:
@@ -198,10 +336,16 @@ def execute(module, cfg, run_dir, verbose=False) -> int:
 
     Bad input met during the run (a data file with the wrong layout, a damaged ``.keras`` file, a NaN loss, a full
     disk) ends it with one line naming the problem, exit code 2 (input) or 1 (fault), and no traceback unless
-    ``verbose``; whatever finished before stays on disk for ``--resume``.
+    ``verbose``; whatever finished before stays on disk for ``--resume``. Ctrl-C ends it with one line (exit 130).
     """
     try:
         return _execute(module, cfg, run_dir, verbose)
+    except KeyboardInterrupt:
+        if verbose:
+            traceback.print_exc()
+        print(f"tfkd run {module.NAME}: interrupted; finished stages and epoch checkpoints are kept: "
+              f"tfkd run --resume {run_dir}", file=sys.stderr, flush=True)
+        return 130
     except (ValueError, FloatingPointError, OSError) as e:
         if verbose:
             traceback.print_exc()
@@ -224,9 +368,12 @@ def _execute(module, cfg, run_dir, verbose):
     # The chief writes the run directory; other workers write a private copy that is deleted at the end.
     work_dir = distribute.worker_dir(run_dir, strategy)
     try:
-        io.write_json(work_dir / "config.json", {"recipe": recipe, "config": config_lib.to_dict(cfg),
-                                                 "tfkd_version": _version()})
+        config_path = work_dir / _CONFIG
+        if not (config_path.exists() and (work_dir / _STATE).exists()):  # a resumed run keeps its file as it is
+            io.write_json(config_path, {"recipe": recipe, "config": config_lib.to_dict(cfg),
+                                        "config_sha256": config_lib.config_hash(cfg), "tfkd_version": _version()})
         ctx = RunContext(work_dir, recipe, cfg, verbose=verbose)
+        preflight(cfg)
         print(f"tfkd run {recipe} -> {run_dir}" + ("" if work_dir == run_dir else f" (this worker: {work_dir})")
               + (f", {strategy.num_replicas_in_sync} replicas" if cfg.strategy != "none" else ""), flush=True)
         keras.utils.set_random_seed(cfg.seed)
@@ -241,6 +388,66 @@ def _execute(module, cfg, run_dir, verbose):
     finally:
         distribute.release_worker_dir(work_dir, run_dir, strategy)
     return 0
+
+
+# Config fields that name models: a spec ("family:size") or a .keras file, alone or in a list.
+_MODEL_FIELDS = ("teacher", "student", "weak", "model", "chain", "teachers", "ta_candidates", "models")
+
+
+def preflight(cfg):
+    """Check what ``cfg`` names before the first stage, so that bad input never costs a stage of training.
+
+    Model specs must parse; for recipes that train on one dataset with a validation split, the data is loaded and
+    the split checked (it must leave training examples), every spec must build for that data, and a ``.keras``
+    file must load (safe mode) with the data's input shape and class count.
+    """
+    from tfkd import models
+
+    refs = []
+    for name in _MODEL_FIELDS:
+        value = getattr(cfg, name, None)
+        refs += [(name, v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+    for name, spec in refs:
+        if spec.endswith(".keras"):
+            continue
+        family, _, size = (part.strip() for part in spec.partition(":"))
+        if not _ or family.lower() not in models.FAMILIES:
+            raise ValueError(f"{name}={spec!r} is not a model spec or a .keras file; expected 'family:size', one "
+                             f"of: {models._families_help()}.")
+        try:
+            models.FAMILIES[family.lower()][1](size)
+        except ValueError as err:
+            raise ValueError(f"{name}={spec!r}: {err}.") from None
+    if not (hasattr(cfg, "dataset") and hasattr(cfg, "val_fraction")):
+        return
+    from tfkd import data as data_lib
+    from tfkd.recipes import common
+
+    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir)
+    if len(splits.x_train) == 0:
+        raise data_lib.DataFormatError(f"dataset {cfg.dataset!r} ({splits.source}) has an empty training split; "
+                                       "there is nothing to train on.")
+    if cfg.n_train or cfg.n_test:
+        splits = data_lib.subset(splits, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    x_fit, _, x_val, _ = common.split_validation(splits.x_train, splits.y_train, cfg.val_fraction, cfg.seed)
+    if len(x_fit) == 0:
+        chosen = f"n_train={cfg.n_train}" if cfg.n_train else f"the {len(splits.x_train)} training examples"
+        raise ValueError(f"{chosen}: no example is left to train on, since the validation split (val_fraction="
+                         f"{cfg.val_fraction:g}) takes at least one example of each class, all {len(x_val)} here. "
+                         f"Use --n-train {2 * splits.num_classes} or more.")
+    shape, classes = tuple(splits.input_shape), int(splits.num_classes)
+    for name, spec in refs:
+        if spec.endswith(".keras"):
+            from tfkd.export.loading import load_model
+
+            model = load_model(spec, safe_mode=True)
+            got_shape, got_classes = tuple(model.input_shape[1:]), model.output_shape[-1]
+            if got_classes != classes or got_shape != shape:
+                raise ValueError(f"{name}={spec!r} takes inputs {got_shape} and gives {got_classes} outputs, but "
+                                 f"{cfg.dataset} has inputs {shape} and {classes} classes; give a model trained "
+                                 "for this dataset.")
+        else:
+            models.build(spec, shape, classes)  # the family's own checks (e.g. plain_cnn depths)
 
 
 def _version():

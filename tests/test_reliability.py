@@ -91,7 +91,7 @@ def _assert_same(a, b, where=""):
 
 
 def _temp_files(run: Path):
-    return [p for p in run.rglob(".*.tmp*")]
+    return [p for p in run.rglob("*") if tfkd_io.is_temp_name(p.name) or p.name.endswith(".tmp.npz")]
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def _disk_full(path):
 
 
 def test_disk_full_while_writing_keeps_the_previous_file_whole(tmp_path, monkeypatch):
-    state = tmp_path / "run" / "state.json"
+    state = tmp_path / "json" / "state.json"
     tfkd_io.write_json(state, {"stages": {"teacher": {"status": "done"}}})
 
     def no_space(fd):
@@ -290,7 +290,8 @@ def test_wrong_npz_layout_fails_before_training_with_the_file_and_keys(tmp_path,
     err = capsys.readouterr().err
     assert f"tfkd run compress: DataFormatError: {data / 'mnist.npz'}: missing keys" in err
     assert "found keys ['images', 'labels']" in err
-    assert sorted(p.name for p in out.iterdir()) == ["config.json"]  # nothing trained, nothing half-written
+    # nothing trained, nothing half-written: the config, the marker and the lock file only
+    assert sorted(p.name for p in out.iterdir()) == [".tfkd-lock", ".tfkd-run", "config.json"]
 
 
 def test_damaged_keras_files_are_named_and_the_run_keeps_its_state(reference, tmp_path, capsys):
@@ -399,3 +400,80 @@ def test_sigkill_at_random_points_always_resumes_to_the_same_artifacts(reference
         assert proc.returncode == 0, (where, stdout[-3000:])
         assert not _temp_files(out), where
         _assert_same(_artifacts(out), reference[1], where)
+
+
+# ------------------------------------------------------------------------------- resume is bound to its config
+def _copy(reference, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(reference[0], run)
+    return run
+
+
+def _models(run):
+    return {p.name: p.read_bytes() for p in sorted((run / "models").iterdir())}
+
+
+def test_resume_refuses_added_flags_and_a_config_edited_after_stages_ran(reference, tmp_path, capsys):
+    run = _copy(reference, tmp_path)
+    state, models = (run / "state.json").read_bytes(), _models(run)
+    assert runner.main(["--resume", str(run), "--epochs", "10"]) == 2
+    assert "--epochs 10 cannot be given with --resume: a resumed run keeps the config it started with" in \
+        capsys.readouterr().err
+    assert runner.main(["compress", "--resume", str(run), "--temperature", "8"]) == 2
+    assert "--temperature 8 cannot be given with --resume" in capsys.readouterr().err
+    saved = json.loads((run / "config.json").read_text())
+    saved["config"]["epochs"] = 5
+    (run / "config.json").write_text(json.dumps(saved))
+    assert runner.main(["--resume", str(run)]) == 2
+    assert "config.json was edited after the run started" in capsys.readouterr().err
+    del saved["config_sha256"]  # the file's own hash removed too: the finished stages still know their config
+    (run / "config.json").write_text(json.dumps(saved))
+    assert runner.main(["--resume", str(run)]) == 2
+    assert "the config changed since this run's finished stages ran (epochs: 3 -> 5)" in capsys.readouterr().err
+    assert (run / "state.json").read_bytes() == state and _models(run) == models
+
+
+def test_resume_refuses_a_state_json_edited_or_missing_a_result(reference, tmp_path, capsys):
+    run = _copy(reference, tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    state["stages"]["nokd/seed0"]["result"]["accuracy"] = 0.2
+    (run / "state.json").write_text(json.dumps(state))
+    assert runner.main(["--resume", str(run)]) == 2
+    assert "stage 'nokd/seed0' was changed after it finished (its result no longer matches its digest)" in \
+        capsys.readouterr().err
+    del state["stages"]["nokd/seed0"]["result"]
+    (run / "state.json").write_text(json.dumps(state))
+    assert runner.main(["--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "stage 'nokd/seed0' has no result" in err and "Traceback" not in err
+
+
+def test_a_logits_cache_reordered_or_truncated_is_refused_by_name(reference, tmp_path, capsys):
+    run = _copy(reference, tmp_path)
+    cache = run / "cache" / "teacher_logits_fit.npz"
+    whole = cache.read_bytes()
+    with np.load(cache) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["logits"] = arrays["logits"][::-1].copy()  # rows shuffled, both fingerprints kept
+    np.savez(cache, **arrays)
+    assert runner.main(["--resume", str(run)]) == 2
+    assert f"teacher logits cache {cache}: its logits (hash " in capsys.readouterr().err
+    cache.write_bytes(whole[: len(whole) // 2])
+    assert runner.main(["--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"teacher logits cache {cache} is not readable (BadZipFile" in err and "Traceback" not in err
+
+
+def test_a_truncated_epoch_checkpoint_is_named(reference, tmp_path, capsys):
+    run = _copy(reference, tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    del state["stages"]["kd_decay/seed0"]  # that stage is redone from its checkpoint...
+    (run / "state.json").write_text(json.dumps(state))
+    weights = run / "checkpoints" / "kd_decay_seed0" / "last.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:300])  # ...which is damaged
+    assert runner.main(["--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {weights} (300 bytes) could not be loaded" in err
+    assert f"delete the folder {weights.parent} to redo this training stage" in err

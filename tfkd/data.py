@@ -222,8 +222,9 @@ def load_npz(path, name: str | None = None) -> dict:
             arrays = {k: archive[k] for k in KEYS}
     except DataFormatError:
         raise
-    except (ValueError, OSError) as err:  # not a zip, truncated, or holds pickled objects
-        raise DataFormatError(f"{path}: not a readable numpy .npz archive of plain arrays ({err}).") from err
+    except (ValueError, OSError, EOFError) as err:  # not a zip, truncated or empty, or holds pickled objects
+        raise DataFormatError(f"{path}: not a readable numpy .npz archive of plain arrays ({type(err).__name__}: "
+                              f"{err}; {path.stat().st_size if path.exists() else 0:,} bytes).") from None
     return _validate(arrays, str(path), name)
 
 
@@ -246,6 +247,11 @@ def _validate(arrays: dict, where: str, name: str | None) -> dict:
         if len(x) != len(y):
             raise DataFormatError(f"{where}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels "
                                   f"(found {layout}).")
+        if len(y) and y.min() < 0:
+            raise DataFormatError(f"{where}: y_{split} holds the label {int(y.min())}; class ids must be 0, 1, 2, ... "
+                                  f"(found {layout}).")
+    if len(arrays["x_train"]) == 0:
+        raise DataFormatError(f"{where}: the training split is empty (found {layout}); there is nothing to train on.")
     x_train, x_test = arrays["x_train"], arrays["x_test"]
     if _channels(x_train.shape[1:]) != _channels(x_test.shape[1:]):
         raise DataFormatError(f"{where}: train images are {x_train.shape[1:]} but test images are "

@@ -310,8 +310,11 @@ def worker_dir(directory, strategy=None) -> Path:
     _, task_id = task(strategy)
     private = Path(tempfile.mkdtemp(prefix=f"tfkd-worker{task_id}-"))
     if directory.is_dir():
+        from tfkd import io
+
         shutil.copytree(directory, private, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("workertemp_*", ".*.tmp*"))
+                        ignore=lambda _, names: [n for n in names if n.startswith("workertemp_") or io.is_temp_name(n)
+                                                 or n == ".tfkd-lock"])
     return private
 
 

@@ -13,9 +13,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+# The names tfkd's atomic writers give their temporary files and folders, and nothing else: stale-file clean-up
+# (after a kill -9) removes exactly these, never a user's ``notes.tmp`` or ``.git/index.tmp123``.
+#   .<stem>.<8 random chars>.tfkd.tmp<final suffixes>      the file or folder being written
+#   .<final name>.tfkd.old                                  a folder being replaced
+_TEMP_INFIX = ".tfkd.tmp"
+_OLD_SUFFIX = ".tfkd.old"
+_TEMP_NAME = re.compile(r"^\.[^/]*\.[a-z0-9_]{8}\.tfkd\.tmp(\.[^/]*)?$|^\.[^/]+\.tfkd\.old$")
 
 
 @contextlib.contextmanager
@@ -28,7 +37,7 @@ def atomic_path(final, *, suffix=None):
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(final.suffixes)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name.split('.')[0]}.", suffix=".tmp" + suffix)
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name.split('.')[0]}.", suffix=_TEMP_INFIX + suffix)
     os.close(fd)
     os.remove(tmp)  # writers create it themselves (some refuse an existing file)
     tmp = Path(tmp)
@@ -37,7 +46,7 @@ def atomic_path(final, *, suffix=None):
         if not tmp.exists():
             raise FileNotFoundError(f"the writer did not create {tmp} (meant for {final})")
         if tmp.is_dir():
-            old = final.with_name(f".{final.name}.old")
+            old = final.with_name(f".{final.name}{_OLD_SUFFIX}")
             if final.exists():
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(final, old)
@@ -50,6 +59,37 @@ def atomic_path(final, *, suffix=None):
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def is_temp_name(name) -> bool:
+    """True if ``name`` (a file or folder name) is one that :func:`atomic_path` gives its temporary files."""
+    return bool(_TEMP_NAME.match(os.path.basename(os.fspath(name))))
+
+
+def remove_stale_temp_files(directory) -> list:
+    """Delete, under ``directory``, the temporary files and folders of atomic writes a killed process left.
+
+    Only names :func:`atomic_path` makes are touched (see :func:`is_temp_name`); symbolic links are neither
+    followed nor removed. Returns the paths removed.
+
+    Example:
+
+        io.remove_stale_temp_files("runs/compress-20261123-101500")
+    """
+    removed = []
+    for root, dirs, files in os.walk(directory, topdown=True, followlinks=False):
+        for name in list(dirs):
+            path = Path(root, name)
+            if is_temp_name(name) and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                dirs.remove(name)
+        for name in files:
+            path = Path(root, name)
+            if is_temp_name(name) and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def write_text(path, text: str) -> Path:

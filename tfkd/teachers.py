@@ -149,25 +149,45 @@ class TeacherCache:
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def save(self, path):
-        """Write the logits and fingerprint to an ``.npz`` file (no pickle), atomically."""
-        import os
-        import tempfile
+        """Write the logits, their hash and the inputs' fingerprint to an ``.npz`` file (no pickle), atomically."""
+        from tfkd import io
 
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp.npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, logits=self.logits, fingerprint=np.array(self.source_fingerprint))
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        import os
+
+        with io.atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:  # a file object, so that savez adds no ".npz" to the name
+                np.savez(fh, logits=self.logits, fingerprint=np.array(self.source_fingerprint),
+                         logits_fingerprint=np.array(fingerprint(self.logits)))
+                fh.flush()
+                os.fsync(fh.fileno())
 
     @classmethod
     def load(cls, path):
-        with np.load(path, allow_pickle=False) as f:
-            logits = f["logits"]
-            return cls(logits=logits, source_fingerprint=str(f["fingerprint"]), num_examples=len(logits))
+        """Read a cache written by :meth:`save`; a damaged file, or logits changed since, is refused by name.
+
+        The logits are checked against the hash written with them, so a cache whose rows were reordered or edited
+        cannot silently teach a student something else.
+        """
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = [k for k in ("logits", "fingerprint", "logits_fingerprint") if k not in f.files]
+                if missing:
+                    raise ValueError(f"missing keys {missing} (found {sorted(f.files)}); it was not written by "
+                                     "TeacherCache.save of this tfkd version")
+                logits = f["logits"]
+                source, stored = str(f["fingerprint"]), str(f["logits_fingerprint"])
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+            raise ValueError(f"teacher logits cache {path} is not readable ({type(err).__name__}: {err}): the file "
+                             "is truncated, damaged or of another format. Delete it to have it recomputed (in a "
+                             "run directory: start a new run), or re-create it with cache_teacher_logits.") from None
+        actual = fingerprint(logits)
+        if actual != stored:
+            raise ValueError(f"teacher logits cache {path}: its logits (hash {actual}) are not the ones written "
+                             f"with it (hash {stored}): the file was edited or damaged after it was saved. Delete "
+                             "it to have it recomputed, or re-create it with cache_teacher_logits.")
+        return cls(logits=logits, source_fingerprint=source, num_examples=len(logits))
 
 
 def cache_teacher_logits(teacher, x, *, batch_size=256, verbose=0) -> TeacherCache:

@@ -102,12 +102,25 @@ def load_checkpoint(model, checkpoint_dir):
     state_path = checkpoint_dir / _STATE
     if not state_path.exists():
         return 0, {}
-    state = io.read_json(state_path)
+    fix = ("it is damaged (truncated, edited, or written by another model); delete the folder "
+           f"{checkpoint_dir} to redo this training stage from its first epoch")
+    try:
+        state = io.read_json(state_path)
+        epochs_done, history = int(state["epochs_done"]), state.get("history", {})
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise ValueError(f"checkpoint state {state_path} is not readable ({type(err).__name__}: {err}): "
+                         f"{fix}.") from None
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)  # slots must exist before their saved values can load
-    model.load_weights(checkpoint_dir / _WEIGHTS)
-    return int(state["epochs_done"]), state.get("history", {})
+    weights = checkpoint_dir / _WEIGHTS
+    try:
+        model.load_weights(weights)
+    except Exception as err:  # h5py and Keras raise OSError, ValueError, KeyError... none names the file
+        size = weights.stat().st_size if weights.exists() else 0
+        raise ValueError(f"checkpoint {weights} ({size:,} bytes) could not be loaded ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:200]}): {fix}.") from None
+    return epochs_done, history
 
 
 def fit(model, x, y=None, *, epochs, batch_size=None, validation_data=None, sample_weight=None, shuffle=True,
