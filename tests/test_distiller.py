@@ -65,7 +65,7 @@ def test_evaluate_loss_matches_numpy(alpha, temperature):
     s = d.student.predict(x, verbose=0)
     t = d.teacher.predict(x, verbose=0)
     soft, hard = _kl_np(s, t, temperature).mean(), _ce_np(y, s).mean()
-    np.testing.assert_allclose(logs["soft_loss"], soft, rtol=1e-4)
+    np.testing.assert_allclose(logs["kd_loss"], soft, rtol=1e-4)
     np.testing.assert_allclose(logs["hard_loss"], hard, rtol=1e-4)
     np.testing.assert_allclose(logs["loss"], alpha * soft + (1 - alpha) * hard, rtol=1e-4)
     np.testing.assert_allclose(logs["agreement"], (s.argmax(-1) == t.argmax(-1)).mean(), atol=1e-6)
@@ -82,7 +82,7 @@ def test_sample_weights_and_regularisers_are_counted():
     hard = (_ce_np(y, s) * sw).sum() / N
     l2 = sum(0.01 * float(np.sum(w.numpy() ** 2)) for w in d.student.trainable_weights if w.path.endswith("kernel"))
     assert l2 > 0.01
-    np.testing.assert_allclose(logs["soft_loss"], soft, rtol=1e-4)
+    np.testing.assert_allclose(logs["kd_loss"], soft, rtol=1e-4)
     np.testing.assert_allclose(logs["hard_loss"], hard, rtol=1e-4)
     np.testing.assert_allclose(logs["loss"], 0.5 * soft + 0.5 * hard + l2, rtol=1e-4)
     # Zero weight really removes an example: doubling the first (zero-weight) example's input changes nothing.
@@ -131,14 +131,14 @@ def test_training_reduces_the_loss_and_history_has_every_metric():
     x, y = _data()
     d = _distiller(alpha=0.7)
     h = d.fit(x, y, epochs=8, batch_size=16, verbose=0).history
-    assert set(h) >= {"loss", "soft_loss", "hard_loss", "agreement", "accuracy"}
+    assert set(h) >= {"loss", "kd_loss", "hard_loss", "agreement", "accuracy"}
     assert h["loss"][-1] < h["loss"][0]
     assert h["agreement"][-1] >= h["agreement"][0]
 
 
 # --- batch forms -----------------------------------------------------------------------------------------------
 
-def test_unlabeled_batches_train_on_the_soft_loss_and_say_so():
+def test_unlabeled_batches_train_on_the_kd_loss_and_say_so():
     x, _ = _data()
     d = _distiller(alpha=0.3, temperature=2.0)
     with warnings.catch_warnings(record=True) as caught:
@@ -146,7 +146,7 @@ def test_unlabeled_batches_train_on_the_soft_loss_and_say_so():
         h = d.fit(x, epochs=2, batch_size=16, verbose=0).history
     assert any("no labels" in str(w.message) for w in caught)
     assert h["hard_loss"] == [0.0, 0.0]
-    np.testing.assert_allclose(h["loss"], h["soft_loss"], rtol=1e-6)  # full weight on soft, not alpha * soft
+    np.testing.assert_allclose(h["loss"], h["kd_loss"], rtol=1e-6)  # full weight on soft, not alpha * soft
     assert "accuracy" not in h
 
 
@@ -157,7 +157,7 @@ def test_two_view_batches_feed_the_teacher_its_own_input():
     for form in ((x, x_teacher), {"student": x, "teacher": x_teacher}):
         logs = d.evaluate(form, y, batch_size=N, verbose=0, return_dict=True)
         s, t = d.student.predict(x, verbose=0), d.teacher.predict(x_teacher, verbose=0)
-        np.testing.assert_allclose(logs["soft_loss"], _kl_np(s, t, 2.0).mean(), rtol=1e-4)
+        np.testing.assert_allclose(logs["kd_loss"], _kl_np(s, t, 2.0).mean(), rtol=1e-4)
     h = d.fit((x, x_teacher), y, epochs=1, batch_size=16, verbose=0).history
     assert np.isfinite(h["loss"][0])
 
@@ -175,7 +175,7 @@ def test_two_teachers_blend_in_logit_and_probability_space():
     assert isinstance(d.teacher, tfkd.TeacherEnsemble)
     logs = d.evaluate(x, y, batch_size=N, verbose=0, return_dict=True)
     s = d.student.predict(x, verbose=0)
-    np.testing.assert_allclose(logs["soft_loss"], _kl_np(s, 0.75 * l1 + 0.25 * l2, 3.0).mean(), rtol=1e-4)
+    np.testing.assert_allclose(logs["kd_loss"], _kl_np(s, 0.75 * l1 + 0.25 * l2, 3.0).mean(), rtol=1e-4)
     d.fit(x, y, epochs=1, batch_size=16, verbose=0)
     np.testing.assert_array_equal(t1.predict(x, verbose=0), l1)
 
@@ -194,7 +194,7 @@ def test_cached_logits_give_the_same_first_epoch_as_a_live_teacher():
             cache = tfkd.cache_teacher_logits(teacher, x)
             runs[mode] = d.fit(cache.inputs(x), y, epochs=1, batch_size=16, shuffle=False, verbose=0).history
         runs[mode + "_w"] = [w.numpy() for w in d.student.weights]
-    for key in ("loss", "soft_loss", "hard_loss", "agreement"):
+    for key in ("loss", "kd_loss", "hard_loss", "agreement"):
         np.testing.assert_allclose(runs["cached"][key], runs["live"][key], rtol=1e-5)
     for a, b in zip(runs["live_w"], runs["cached_w"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -234,7 +234,7 @@ def test_alpha_schedule_takes_effect_without_retracing():
     h = d.fit(x, y, epochs=4, batch_size=16, verbose=0, callbacks=[schedule, temp]).history
     assert h["alpha"] == [1.0, 1.0, 0.0, 0.0]
     np.testing.assert_allclose(h["temperature"], [4.0, 3.0, 2.0, 1.0], rtol=1e-6)
-    np.testing.assert_allclose(h["loss"][:2], h["soft_loss"][:2], rtol=1e-5)
+    np.testing.assert_allclose(h["loss"][:2], h["kd_loss"][:2], rtol=1e-5)
     np.testing.assert_allclose(h["loss"][2:], h["hard_loss"][2:], rtol=1e-5)
     traced_once = len(traces)
     d.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[schedule])
@@ -260,7 +260,7 @@ def test_save_load_predicts_identically_and_training_continues(tmp_path):
     assert loaded.distill_loss is tfkd.losses.logit_mse
     cfg = d.get_config()
     clone = tfkd.Distiller.from_config(cfg)
-    assert clone.get_config()["alpha"] == pytest.approx(0.6)
+    assert clone.alpha == pytest.approx(0.6) and clone.hard_weight == pytest.approx(0.4)
     # Loading restores the compile state and optimizer slots: continuing gives the same step as the original.
     h_loaded = loaded.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0).history
     h_orig = d.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0).history
@@ -326,7 +326,7 @@ def test_nan_loss_stops_names_the_term_and_keeps_the_last_good_weights():
     good = [w.numpy().copy() for w in d.student.weights]
     t_bad = d.teacher.predict(x, verbose=0)
     t_bad[20] = np.nan  # in the second batch of 16
-    with pytest.raises(NonFiniteLossError, match=r"the soft \(distillation\) loss became NaN") as err:
+    with pytest.raises(NonFiniteLossError, match=r"the kd \(KD\) loss became NaN") as err:
         d.fit({"student": x, "teacher_logits": t_bad}, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     assert "last good weights" in str(err.value)
     # Only the first (clean) batch of this epoch was applied; the NaN batch's update was not.
@@ -378,7 +378,7 @@ def test_augment_gives_teacher_and_student_the_same_random_view(tmp_path):
     d.compile(optimizer=keras.optimizers.SGD(0.0))  # no update: student stays equal to the teacher
     h = d.fit(x, y, epochs=2, batch_size=16, verbose=0).history
     # Identical networks on the same augmented view: zero KL. Different views would give a positive loss.
-    np.testing.assert_allclose(h["soft_loss"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(h["kd_loss"], 0.0, atol=1e-6)
     d.save(tmp_path / "aug.keras")
     loaded = keras.models.load_model(tmp_path / "aug.keras")
     assert isinstance(loaded.augment.layers[-1], augment.MixUp)

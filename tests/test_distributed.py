@@ -27,32 +27,53 @@ SCRIPT = textwrap.dedent(
             keras.layers.Dense(4, kernel_initializer=keras.initializers.GlorotUniform(seed + 1),
                                kernel_regularizer=keras.regularizers.L2(1e-3))])
 
-    def run(strategy):
+    def distiller(kind):
+        keras.utils.set_random_seed(0)  # the adapter's initial weights
+        teacher, student = mlp(32, 1), mlp(8, 3)
+        if kind == "kd":
+            return tfkd.Distiller(teacher, student, alpha=0.7, temperature=3.0)
+        # A batch-level term (DIST, gathered over replicas) and a feature term with a trained adapter (8 -> 32).
+        return tfkd.Distiller(teacher, student, hard_weight=0.5, terms=[
+            tfkd.terms.DIST(temperature=2.0, weight=1.0),
+            tfkd.terms.Hint(teacher.layers[0].name, student.layers[0].name, weight=0.5)])
+
+    def run(strategy, kind):
         with strategy.scope():
-            d = tfkd.Distiller(mlp(32, 1), mlp(8, 3), alpha=0.7, temperature=3.0)
+            d = distiller(kind)
             d.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["accuracy"])
         ds = tf.data.Dataset.from_tensor_slices((x, y, sw)).batch(32)
         h = d.fit(ds, epochs=2, verbose=0).history
         e = d.evaluate(ds, verbose=0, return_dict=True)
         return {"replicas": strategy.num_replicas_in_sync, "history": h, "eval": e,
-                "weights": [w.numpy().tolist() for w in d.student.weights]}
+                "weights": [w.numpy().tolist() for w in d.trainable_weights]}
 
-    one = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    two = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    print("RESULT" + json.dumps({"one": one, "two": two}))
+    out = {}
+    # One MirroredStrategy for both: a second instance in one process reuses collective instance keys.
+    one_device, mirrored = tf.distribute.OneDeviceStrategy("/cpu:0"), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for kind in ("kd", "terms"):
+        out[kind] = {"one": run(one_device, kind), "two": run(mirrored, kind)}
+    print("RESULT" + json.dumps(out))
     """
 )
 
 
 def test_mirrored_two_devices_match_one_device():
+    """KD shorthand, and DIST (batch-level) + Hint (feature term with an adapter): same losses and weights."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT"))
     res = json.loads(line[len("RESULT"):])
+    _check(res["kd"], ("loss", "kd_loss", "hard_loss", "agreement", "accuracy"), 4)
+    # The terms run trains the adapter's kernel and bias too.
+    _check(res["terms"], ("loss", "dist_loss", "hint_loss", "hard_loss", "agreement", "accuracy"), 6)
+
+
+def _check(res, keys, n_weights):
     one, two = res["one"], res["two"]
     assert (one["replicas"], two["replicas"]) == (1, 2)
-    for key in ("loss", "soft_loss", "hard_loss", "agreement", "accuracy"):
+    assert len(one["weights"]) == len(two["weights"]) == n_weights
+    for key in keys:
         assert abs(two["history"][key][0] - one["history"][key][0]) < 1e-5, key
         assert abs(two["history"][key][1] - one["history"][key][1]) < 1e-4, key
         assert abs(two["eval"][key] - one["eval"][key]) < 1e-4, key  # not divided by the replica count

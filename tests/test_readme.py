@@ -27,7 +27,7 @@ def test_quick_distillation_example_runs(tmp_path):
     out = _run(block, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     logs = eval(out.stdout.strip().splitlines()[-1])  # the printed evaluate() dict
-    assert set(logs) >= {"loss", "soft_loss", "hard_loss", "agreement", "accuracy"}
+    assert set(logs) >= {"loss", "kd_loss", "hard_loss", "agreement", "accuracy"}
     assert logs["accuracy"] > 0.85
     assert (tmp_path / "student.keras").exists()
 

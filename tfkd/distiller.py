@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfkd import losses as kd_losses
+from tfkd import terms as kd_terms
+from tfkd.features import FeatureExtractor
 from tfkd.teachers import LOGITS_KEY, STUDENT_KEY, TEACHER_KEY, TeacherEnsemble
 
 _NONFINITE_MARKER = "tfkd-nonfinite:"
@@ -64,14 +66,6 @@ def _check_alpha(alpha):
     return alpha
 
 
-def _check_temperature(temperature):
-    temperature = float(temperature)
-    if not temperature > 0 or np.isinf(temperature):
-        raise ValueError(f"temperature={temperature} must be a finite number > 0 (typical values 1 to 20); it "
-                         "divides the logits before the softmax.")
-    return temperature
-
-
 def _ends_in_softmax(model) -> bool:
     layers = getattr(model, "layers", None)
     if not layers:
@@ -90,27 +84,56 @@ def _output_dim(model):
         return None
 
 
+def _shorthand_term(distill_loss, temperature, alpha, num_classes):
+    """``temperature=, alpha=, distill_loss=`` as the one term they always meant."""
+    kd_terms.logits._refuse_keras_loss(distill_loss, "distill_loss")
+    fn = kd_losses.get(distill_loss)
+    if fn is kd_losses.kd_kl:
+        if num_classes == 1:  # a softmax over one logit is constant: the KD of a sigmoid classifier is binary
+            return kd_terms.BinaryKD(temperature, weight=alpha, name="kd")
+        return kd_terms.KD(temperature, weight=alpha)
+    name = {kd_losses.soft_cross_entropy: "soft_ce", kd_losses.logit_mse: "logit_mse"}.get(fn, "kd")
+    return kd_terms.SoftLoss(fn, temperature, weight=alpha, name=name)
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    """Keeps ``Distiller._epoch`` at the current (0-based, resume-aware) epoch, for warm-up terms such as DKD."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model._epoch.assign(float(epoch))
+
+
 @keras.saving.register_keras_serializable(package="tfkd")
 class Distiller(keras.Model):
-    """Trains ``student`` from a frozen ``teacher``: loss = alpha * soft + (1 - alpha) * hard; alpha weights soft.
+    """Trains ``student`` from a frozen ``teacher``: ``hard_weight * hard + sum(weight_i * term_i) + regularisation``.
 
-    ``soft`` is a distillation loss between student and teacher logits at ``temperature`` (``"kl"``: Hinton's
-    ``T^2 * KL(softmax(t/T) || softmax(s/T))``; ``"mse"``: logit matching; ``"soft_cross_entropy"``; or a callable
-    ``(student_logits, teacher_logits, temperature) -> [batch]``). ``hard`` is the loss given to ``compile(loss=...)``
-    (default: cross-entropy from logits, sparse or one-hot labels chosen from the label shape). The student's
-    regularisation losses (``student.losses``) are added, and ``sample_weight`` weights both terms.
+    ``terms`` is a list of :mod:`tfkd.terms` (logit terms such as ``KD``, ``DKD``, ``DIST``; feature terms such as
+    ``Hint``, ``Attention``, ``RKD``, ``SimilarityPreserving`` that tap layers by name). ``hard`` is the loss given
+    to ``compile(loss=...)`` (default: cross-entropy from logits, sparse or one-hot from the label shape; binary
+    cross-entropy for a one-logit student). The student's regularisation losses (``student.losses``) are added;
+    ``sample_weight`` weights the hard loss and every per-example term (batch-level terms such as DIST, RKD and SP
+    relate the examples of a batch and ignore it).
+
+    The shorthand ``temperature=4.0, alpha=0.9, distill_loss="kl"`` (without ``terms``) means
+    ``terms=[KD(temperature, weight=alpha)], hard_weight=1 - alpha``; ``alpha`` and ``temperature`` stay settable
+    (and ``tfkd.AlphaSchedule`` / ``TemperatureSchedule`` keep working). ``distill_loss`` may be ``"kl"``,
+    ``"soft_cross_entropy"``, ``"mse"`` or a callable ``(student_logits, teacher_logits, temperature) -> [batch]``;
+    Keras losses are refused (they take probabilities, ``(y_true, y_pred)``).
 
     The teacher runs with ``training=False`` and is never updated; the user's teacher object is not modified.
-    Only student weights change. ``evaluate`` reports the same losses; ``predict`` and ``__call__`` run the student.
+    Only student weights (and the adapters feature terms own) change. ``evaluate`` reports the same losses;
+    ``predict`` and ``__call__`` run the student. Feature terms tap Functional/Sequential models through one
+    multi-output forward per model and step; their adapters are saved with the Distiller, never with the student.
 
     Batches (from numpy arrays or ``tf.data``) may be:
 
     - ``(x, y)`` or ``(x, y, sample_weight)``: teacher and student see ``x``;
-    - ``x`` alone (no labels): pure distillation; the hard term drops out (a warning says so) and the soft loss
-      gets the full weight;
+    - ``x`` alone (no labels): pure distillation; the hard term drops out (a warning says so) and the terms'
+      weights are scaled up so they carry the hard term's share too (the shorthand's KD term gets weight 1);
     - ``((x_student, x_teacher), y)`` or ``({"student": xs, "teacher": xt}, y)``: the teacher sees its own view
       (parallel domain-adaptation data, clean inputs for the teacher and noised ones for the student);
-    - ``({"student": x, "teacher_logits": t}, y)``: precomputed teacher logits, from :func:`tfkd.cache_teacher_logits`.
+    - ``({"student": x, "teacher_logits": t}, y)``: precomputed teacher logits, from :func:`tfkd.cache_teacher_logits`
+      (logit terms only: feature terms need the live teacher).
 
     ``teacher`` may be a list of models: they are blended by :class:`tfkd.TeacherEnsemble` (``teacher_weights``,
     ``ensemble_space``). ``teacher=None`` is allowed when every batch carries cached teacher logits.
@@ -119,24 +142,30 @@ class Distiller(keras.Model):
     training batch that teacher *and* student see: "consistent teaching" / function matching (Beyer et al., 2022).
     It needs a live teacher on the student's input (no cached logits, no separate teacher view).
 
-    Metrics: ``loss``, ``soft_loss``, ``hard_loss``, ``agreement`` (teacher-student top-1 agreement) and the metrics
-    given to ``compile``. If a loss term becomes NaN or infinite, training stops with :class:`NonFiniteLossError`
-    naming the term, and the update that produced it is not applied.
+    Metrics: ``loss``, ``hard_loss``, one ``<term name>_loss`` per term (unweighted value; ``kd_loss`` for the
+    shorthand), ``agreement`` (teacher-student top-1 agreement) and the metrics given to ``compile``. If a loss term
+    becomes NaN or infinite, training stops with :class:`NonFiniteLossError` naming the term, and the update that
+    produced it is not applied.
 
     Example:
 
         import keras, numpy as np, tfkd
         x = np.random.rand(256, 8).astype("float32"); y = (x.sum(1) > 4).astype("int32")
-        teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, "relu"), keras.layers.Dense(2)])
-        student = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
-        distiller = tfkd.Distiller(teacher, student, temperature=4.0, alpha=0.9)
+        teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, "relu", name="t_hidden"),
+                                    keras.layers.Dense(2)])
+        student = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, "relu", name="s_hidden"),
+                                    keras.layers.Dense(2)])
+        distiller = tfkd.Distiller(teacher, student, terms=[
+            tfkd.terms.KD(temperature=4.0, weight=0.9),
+            tfkd.terms.Hint("t_hidden", "s_hidden", weight=1.0),   # a dense adapter maps 8 -> 32 features
+        ], hard_weight=0.1)
         distiller.compile(optimizer="adam", metrics=["accuracy"])
         distiller.fit(x, y, epochs=2, verbose=0)
         student.predict(x[:4], verbose=0)
     """
 
-    def __init__(self, teacher, student, *, temperature=4.0, alpha=0.9, distill_loss="kl",
-                 teacher_weights=None, ensemble_space="logits", augment=None, **kwargs):
+    def __init__(self, teacher, student, *, terms=None, hard_weight=None, temperature=None, alpha=None,
+                 distill_loss=None, teacher_weights=None, ensemble_space="logits", augment=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(student, keras.Model):
             raise TypeError(f"student={student!r} must be a keras.Model returning logits.")
@@ -170,14 +199,15 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.student = student
         self.augment = augment
-        self.distill_loss = kd_losses.get(distill_loss)
-        self._alpha = self.add_weight(shape=(), initializer=keras.initializers.Constant(_check_alpha(alpha)),
-                                      trainable=False, name="alpha")
-        self._temperature = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(_check_temperature(temperature)),
-            trainable=False, name="temperature")
-        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
+        num_classes = _output_dim(student)
+        terms, hard_weight = self._resolve_terms(terms, hard_weight, temperature, alpha, distill_loss, num_classes)
+        self.terms = terms
+        self._hard_weight = self.add_weight(shape=(), initializer=keras.initializers.Constant(hard_weight),
+                                            trainable=False, name="hard_weight")
+        self._epoch = self.add_weight(shape=(), initializer="zeros", trainable=False, name="epoch")
+        self._build_feature_taps()
         self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+        self.term_trackers = [keras.metrics.Mean(name=f"{term.name}_loss") for term in self.terms]
         self.agreement_tracker = keras.metrics.Mean(name="agreement")
         self._hard_loss = None
         self._hard_loss_arg = None
@@ -185,29 +215,123 @@ class Distiller(keras.Model):
         if student.built and (teacher is None or teacher.built):
             self.built = True
 
+    @staticmethod
+    def _resolve_terms(terms, hard_weight, temperature, alpha, distill_loss, num_classes):
+        if terms is None:
+            alpha = _check_alpha(0.9 if alpha is None else alpha)
+            term = _shorthand_term("kl" if distill_loss is None else distill_loss,
+                                   4.0 if temperature is None else temperature, alpha, num_classes)
+            hard_weight = 1.0 - alpha if hard_weight is None else hard_weight
+            terms = [term]
+        else:
+            given = [n for n, v in (("temperature", temperature), ("alpha", alpha), ("distill_loss", distill_loss))
+                     if v is not None]
+            if given:
+                raise ValueError(f"pass either terms=[...] or the shorthand {', '.join(given)}=, not both: with "
+                                 "terms, set each term's temperature and weight, and hard_weight for the labels.")
+            terms = list(terms) if isinstance(terms, (list, tuple)) else [terms]
+            for term in terms:
+                if not isinstance(term, kd_terms.Term):
+                    raise TypeError(f"terms contains {term!r}; expected tfkd.terms objects such as "
+                                    "tfkd.terms.KD(4.0) or tfkd.terms.Hint('t_layer', 's_layer').")
+            hard_weight = 1.0 if hard_weight is None else hard_weight
+        names = [t.name for t in terms]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"terms have duplicate names {duplicates}; metrics are named after terms, so give each "
+                             "its own, e.g. tfkd.terms.KD(2.0, name='kd_t2').")
+        if num_classes is not None:
+            for term in terms:
+                term.validate_outputs(num_classes)
+        return terms, kd_terms.base._check_number("hard_weight", hard_weight)
+
+    def _build_feature_taps(self):
+        """One multi-output extractor per model for the layers feature terms read; terms build their adapters."""
+        t_names = [n for term in self.terms for n in term.feature_layers()[0]]
+        s_names = [n for term in self.terms for n in term.feature_layers()[1]]
+        t_ex = s_ex = None
+        if t_names or s_names:
+            tapping = [t.name for t in self.terms if any(t.feature_layers())]
+            if self.teacher is None:
+                raise ValueError(f"terms {tapping} read teacher features, so they need a live teacher: teacher=None "
+                                 "(cached logits) carries logits only. Pass the teacher model.")
+            if isinstance(self.teacher, TeacherEnsemble):
+                raise ValueError(f"terms {tapping} read teacher features by layer name; an ensemble of teachers has "
+                                 "no single feature map. Use logit terms (KD, DKD, DIST) with an ensemble.")
+            t_ex = FeatureExtractor(self.teacher, t_names, role="teacher")
+            s_ex = FeatureExtractor(self.student, s_names, role="student")
+        # Not tracked attributes: the extractors share the models' layers, whose weights are saved with them.
+        object.__setattr__(self, "_teacher_taps", t_ex)
+        object.__setattr__(self, "_student_taps", s_ex)
+        for term in self.terms:
+            term.build_adapters(t_ex.shapes if t_ex else {}, s_ex.shapes if s_ex else {})
+            term.built = True
+
+    def get_term(self, name):
+        """The term called ``name`` (see ``[t.name for t in distiller.terms]``)."""
+        for term in self.terms:
+            if term.name == name:
+                return term
+        raise ValueError(f"no term named {name!r}; this Distiller's terms: {[t.name for t in self.terms]}.")
+
     # -- hyper-parameters held in variables, so schedules never retrace the step -------------------------------
     @property
+    def hard_weight(self) -> float:
+        """Weight of the hard (label) loss (>= 0)."""
+        return float(keras.ops.convert_to_numpy(self._hard_weight))
+
+    @hard_weight.setter
+    def hard_weight(self, value):
+        self._hard_weight.assign(kd_terms.base._check_number("hard_weight", value))
+
+    def _single_term(self, attribute):
+        if len(self.terms) != 1:
+            raise ValueError(f"Distiller.{attribute} is defined for one term (the shorthand); this Distiller has "
+                             f"{[t.name for t in self.terms]}: set distiller.get_term(name).weight and "
+                             "distiller.hard_weight, or schedule them with tfkd.schedules.TermSchedule.")
+        return self.terms[0]
+
+    @property
     def alpha(self) -> float:
-        """Weight of the soft (distillation) loss, in [0, 1]."""
-        return float(keras.ops.convert_to_numpy(self._alpha))
+        """Weight of the single term, in [0, 1]; setting it also sets ``hard_weight = 1 - alpha``."""
+        return self._single_term("alpha").weight
 
     @alpha.setter
     def alpha(self, value):
-        self._alpha.assign(_check_alpha(value))
+        value = _check_alpha(value)
+        self._single_term("alpha").weight = value
+        self._hard_weight.assign(1.0 - value)
 
     @property
     def temperature(self) -> float:
-        """Softmax temperature of the soft loss (> 0)."""
-        return float(keras.ops.convert_to_numpy(self._temperature))
+        """Temperature of the terms that have one (setting it sets all of them)."""
+        tempered = [t for t in self.terms if t.has_temperature]
+        if not tempered:
+            raise ValueError(f"no term of this Distiller has a temperature: {[t.name for t in self.terms]}.")
+        return tempered[0].temperature
 
     @temperature.setter
     def temperature(self, value):
-        self._temperature.assign(_check_temperature(value))
+        tempered = [t for t in self.terms if t.has_temperature]
+        if not tempered:
+            raise ValueError(f"no term of this Distiller has a temperature: {[t.name for t in self.terms]}.")
+        for term in tempered:
+            term.temperature = value
 
-    # -- only the student trains: the optimizer never sees (or builds slots for) teacher weights ---------------
+    @property
+    def distill_loss(self):
+        """The soft-loss function of the single logit term (the shorthand's ``distill_loss``)."""
+        term = self._single_term("distill_loss")
+        if isinstance(term, kd_terms.KD):
+            return kd_losses.kd_kl
+        return getattr(term, "loss_fn", None)
+
+    # -- only the student (and adapters) train: the optimizer never sees teacher weights ------------------------
     @property
     def trainable_weights(self):
-        return self.student.trainable_weights if self.trainable else []
+        if not self.trainable:
+            return []
+        return self.student.trainable_weights + [w for term in self.terms for w in term.trainable_weights]
 
     @property
     def non_trainable_weights(self):
@@ -230,10 +354,10 @@ class Distiller(keras.Model):
     def compile(self, optimizer="adam", loss=None, metrics=None, *, jit_compile=False, **kwargs):
         """Like ``keras.Model.compile``; ``loss`` is the hard (label) loss on the student's logits.
 
-        ``loss=None`` picks cross-entropy from logits (sparse or one-hot from the label shape). The strings
-        ``"sparse_categorical_crossentropy"``, ``"categorical_crossentropy"`` and ``"binary_crossentropy"`` are
-        built with ``from_logits=True``. ``jit_compile`` defaults to False: XLA is slower on CPU, and it compiles
-        away the in-step NaN guard.
+        ``loss=None`` picks cross-entropy from logits (sparse or one-hot from the label shape; binary for one
+        logit). The strings ``"sparse_categorical_crossentropy"``, ``"categorical_crossentropy"`` and
+        ``"binary_crossentropy"`` are built with ``from_logits=True``. ``jit_compile`` defaults to False: XLA is
+        slower on CPU, and it compiles away the in-step NaN guard.
         """
         if isinstance(loss, str) and loss in _LOGIT_LOSSES:
             hard = _LOGIT_LOSSES[loss]()
@@ -260,7 +384,7 @@ class Distiller(keras.Model):
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.optimizer is not None and self.built:
-            self.optimizer.build(self.trainable_variables)  # student variables only, as during fit
+            self.optimizer.build(self.trainable_variables)  # student (and adapter) variables only, as during fit
 
     # -- the step ------------------------------------------------------------------------------------------------
     def _split_inputs(self, x):
@@ -276,36 +400,59 @@ class Distiller(keras.Model):
             return x[0], x[1], None
         return x, x, None
 
-    def _teacher_logits(self, xt, cached):
+    def _teacher_outputs(self, xt, cached):
+        """(teacher logits, teacher features): cached logits, or one forward of the (tapped) teacher."""
+        features = {}
         if cached is not None:
+            if self._teacher_taps is not None:
+                raise ValueError("cached teacher logits carry no features, but terms "
+                                 f"{[t.name for t in self.terms if any(t.feature_layers())]} read teacher layers: "
+                                 "train them with the live teacher (pass x, not cache.inputs(x)).")
             t = tf.cast(cached, tf.float32)
         elif self.teacher is None:
             raise ValueError("teacher=None needs cached logits in every batch: pass "
                              "cache.inputs(x) from tfkd.cache_teacher_logits, or give the Distiller a teacher.")
+        elif self._teacher_taps is not None:
+            t, features = self._teacher_taps(xt, training=False)
+            t = tf.cast(t, tf.float32)
+            features = {k: tf.stop_gradient(tf.cast(v, tf.float32)) for k, v in features.items()}
         else:
             t = tf.cast(self.teacher(xt, training=False), tf.float32)
         t = tf.stop_gradient(t)
-        # An empty batch (a replica's share of a short last batch) proves nothing: reduce_all([]) is True.
-        rows_sum_to_one = tf.logical_and(tf.size(t) > 0,
-                                         tf.reduce_all(tf.abs(tf.reduce_sum(t, axis=-1) - 1.0) < 1e-3))
-        in_unit_range = tf.logical_and(tf.reduce_all(t >= -1e-3), tf.reduce_all(t <= 1.0 + 1e-3))
-        tf.debugging.Assert(
-            tf.logical_not(tf.logical_and(rows_sum_to_one, in_unit_range)),
-            ["tfkd.Distiller: the teacher outputs look like probabilities (rows in [0, 1] summing to 1), not "
-             "logits: remove the final softmax from the teacher (activation=None on its last layer)."])
-        return t
+        if t.shape[-1] != 1:  # one sigmoid logit in [0, 1] is a valid logit
+            # An empty batch (a replica's share of a short last batch) proves nothing: reduce_all([]) is True.
+            rows_sum_to_one = tf.logical_and(tf.size(t) > 0,
+                                             tf.reduce_all(tf.abs(tf.reduce_sum(t, axis=-1) - 1.0) < 1e-3))
+            in_unit_range = tf.logical_and(tf.reduce_all(t >= -1e-3), tf.reduce_all(t <= 1.0 + 1e-3))
+            tf.debugging.Assert(
+                tf.logical_not(tf.logical_and(rows_sum_to_one, in_unit_range)),
+                ["tfkd.Distiller: the teacher outputs look like probabilities (rows in [0, 1] summing to 1), not "
+                 "logits: remove the final softmax from the teacher (activation=None on its last layer)."])
+        return t, features
+
+    def _student_outputs(self, xs, training):
+        if self._student_taps is not None:
+            return self._student_taps(xs, training=training)
+        return self.student(xs, training=training), {}
 
     def _hard_loss_fn(self, y, logits):
         if self._hard_loss is not None:
             return self._hard_loss
+        if logits.shape[-1] == 1:
+            return keras.losses.BinaryCrossentropy(from_logits=True)
         # Decided per trace from the label shape, so one Distiller accepts sparse and one-hot labels alike.
-        one_hot = y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1] and logits.shape[-1] != 1
+        one_hot = y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1]
         return (keras.losses.CategoricalCrossentropy(from_logits=True) if one_hot
                 else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
     def _check_labels(self, y, logits):
         """Static check of one-hot labels; for class indices, an assert op to run before the hard loss."""
         num_classes = logits.shape[-1]
+        if num_classes == 1:
+            yf = tf.cast(y, tf.float32)
+            return tf.debugging.Assert(tf.reduce_all((yf >= 0.0) & (yf <= 1.0)), [
+                "labels y of a one-logit (sigmoid) student must be in [0, 1] (0/1 classes or probabilities). "
+                "Smallest, largest label:", tf.reduce_min(yf), tf.reduce_max(yf)])
         if y.shape.rank == logits.shape.rank and y.shape[-1] not in (1, None):
             if y.shape[-1] != num_classes:
                 raise ValueError(f"labels are one-hot with {y.shape[-1]} classes but the student outputs "
@@ -318,50 +465,74 @@ class Distiller(keras.Model):
             f"< 0, but the student outputs {num_classes} logits. Check the labels or the student's num_classes. "
             "Largest label:", tf.reduce_max(yi)])
 
-    def _kd_losses(self, y, student_logits, teacher_logits, sample_weight):
-        """(total, soft, hard), each reduced over the local batch; a NaN/inf term aborts the step."""
+    def _distillation_losses(self, y, student_logits, teacher_logits, s_feats, t_feats, sample_weight, training):
+        """(per-example part, batch-level part, {term name: value}, hard); a NaN/inf term aborts the step.
+
+        The per-example part (hard loss, per-example terms, regularisation) is this replica's batch mean; the
+        batch-level part (relational terms) is computed on the global batch. The total loss is their sum.
+        """
         s = tf.cast(student_logits, tf.float32)
         if s.shape.rank is not None and teacher_logits.shape.rank is not None and \
                 s.shape[-1] is not None and teacher_logits.shape[-1] is not None and \
                 s.shape[-1] != teacher_logits.shape[-1]:
             raise ValueError(f"teacher logits have shape {teacher_logits.shape} but student logits "
                              f"{s.shape}; they must have the same number of classes.")
-        per_example = self.distill_loss(s, teacher_logits, self._temperature)
-        if per_example.shape.rank == 0:
-            per_example = tf.fill(tf.shape(s)[:1], per_example)
-        soft = _finite(_weighted_mean(per_example, sample_weight), "soft (distillation)")
-        reg = _finite(tf.add_n([tf.cast(l, tf.float32) for l in self.student.losses]), "student regularisation") \
-            if self.student.losses else tf.constant(0.0)
-        if y is None:
-            if not self._warned_unlabeled:
-                warnings.warn("tfkd.Distiller: batches carry no labels; training on the soft (distillation) loss "
-                              "alone with full weight, hard_loss reported as 0.", stacklevel=2)
-                self._warned_unlabeled = True
-            hard = tf.constant(0.0)
-            total = soft + reg
-        else:
+        if y is not None:
             check = self._check_labels(y, s)
             if check is not None:  # the loss op would otherwise run first and fail with a less helpful message
                 with tf.control_dependencies([check]):
                     y = tf.identity(y)
-            # Loss.call gives per-example values; Loss.__call__ would also divide by the replica count under
-            # tf.distribute, which must happen once, on the total (see train_step), not hidden in one term.
-            per_example_hard = tf.cast(self._hard_loss_fn(y, s).call(y, s), tf.float32)
-            hard = _finite(_weighted_mean(per_example_hard, sample_weight), "hard (label)")
-            total = self._alpha * soft + (1.0 - self._alpha) * hard + reg
-        return total, soft, hard
+        batch = kd_terms.TermBatch(s, teacher_logits, {k: tf.cast(v, tf.float32) for k, v in s_feats.items()},
+                                   t_feats, y, self._epoch, training)
+        batch_level = [t for t in self.terms if t.batch_level]
+        whole = batch.gathered(batch_level) if batch_level else batch
+        values, weighted, relational = {}, [], []
+        for term in self.terms:
+            if term.needs_labels and y is None:
+                raise ValueError(f"term {term.name!r} ({type(term).__name__}) needs labels, but the batches carry "
+                                 "none: pass (x, y), or use a term that needs no labels (KD, DIST, Hint, ...).")
+            if term.batch_level:
+                value = tf.reshape(tf.cast(term.compute(whole), tf.float32), [])
+            else:
+                value = _weighted_mean(tf.cast(term.compute(batch), tf.float32), sample_weight)
+            values[term.name] = _finite(value, f"{term.name} ({type(term).__name__})")
+            (relational if term.batch_level else weighted).append(term.weight_variable * values[term.name])
+        soft = tf.add_n(weighted) if weighted else tf.constant(0.0)
+        relation = tf.add_n(relational) if relational else tf.constant(0.0)
+        reg = _finite(tf.add_n([tf.cast(l, tf.float32) for l in self.student.losses]), "student regularisation") \
+            if self.student.losses else tf.constant(0.0)
+        if y is None:
+            if not self._warned_unlabeled:
+                warnings.warn("tfkd.Distiller: batches carry no labels; training on the distillation terms alone "
+                              "(their weights scaled up to carry the hard term's share), hard_loss reported as 0.",
+                              stacklevel=2)
+                self._warned_unlabeled = True
+            term_weights = tf.add_n([t.weight_variable for t in self.terms]) if self.terms else tf.constant(0.0)
+            scale = tf.math.divide_no_nan(term_weights + self._hard_weight, term_weights)
+            return soft * scale + reg, relation * scale, values, tf.constant(0.0)
+        if s.shape[-1] == 1 and y.shape.rank == 1:
+            y = y[:, None]  # binary labels [batch] against [batch, 1] logits, not a broadcast [batch, batch]
+        # Loss.call gives per-example values; Loss.__call__ would also divide by the replica count under
+        # tf.distribute, which must happen once, on the total (see train_step), not hidden in one term.
+        per_example_hard = tf.cast(self._hard_loss_fn(y, s).call(y, s), tf.float32)
+        hard = _finite(_weighted_mean(per_example_hard, sample_weight), "hard (label)")
+        return self._hard_weight * hard + soft + reg, relation, values, hard
 
-    def _update_metrics(self, total, soft, hard, student_logits, teacher_logits, x, y, sample_weight):
+    def _update_metrics(self, total, values, hard, student_logits, teacher_logits, x, y, sample_weight):
         n = tf.shape(student_logits)[0]
         self._loss_tracker.update_state(total, sample_weight=n)
-        self.soft_loss_tracker.update_state(soft, sample_weight=n)
         self.hard_loss_tracker.update_state(hard, sample_weight=n)
-        agree = tf.cast(tf.equal(tf.argmax(student_logits, -1), tf.argmax(teacher_logits, -1)), tf.float32)
+        for term, tracker in zip(self.terms, self.term_trackers):
+            tracker.update_state(values[term.name], sample_weight=n)
+        if student_logits.shape[-1] == 1:
+            agree = tf.cast(tf.equal(student_logits > 0, teacher_logits > 0), tf.float32)[:, 0]
+        else:
+            agree = tf.cast(tf.equal(tf.argmax(student_logits, -1), tf.argmax(teacher_logits, -1)), tf.float32)
         self.agreement_tracker.update_state(agree)
         if y is not None:
             return self.compute_metrics(x, y, student_logits, sample_weight=sample_weight)
         # Without labels the compiled (label) metrics mean nothing: report only the distillation ones.
-        return {m.name: m.result() for m in (self._loss_tracker, self.soft_loss_tracker, self.hard_loss_tracker,
+        return {m.name: m.result() for m in (self._loss_tracker, self.hard_loss_tracker, *self.term_trackers,
                                              self.agreement_tracker)}
 
     def _augment(self, xs, xt, cached):
@@ -377,17 +548,22 @@ class Distiller(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         xs, xt, cached = self._split_inputs(x)
         xs, xt = self._augment(xs, xt, cached)
-        t_logits = self._teacher_logits(xt, cached)
+        t_logits, t_feats = self._teacher_outputs(xt, cached)
         variables = self.trainable_variables
+        # Gradients are summed over replicas: weight this replica's mean by its share of the global batch, so the
+        # sum is the mean over the global batch even when a short last batch splits unevenly. Batch-level terms see
+        # the gathered global batch, and each replica's slice gets its part of their gradient (TermBatch.gathered).
+        share = self._replica_share(t_logits)
         with tf.GradientTape() as tape:
-            s_logits = self.student(xs, training=True)
-            total, soft, hard = self._kd_losses(y, s_logits, t_logits, sample_weight)
-            # Gradients are summed over replicas: weight this replica's mean by its share of the global batch, so
-            # the sum is the mean over the global batch even when a short last batch splits unevenly.
-            scaled = self.optimizer.scale_loss(total * self._replica_share(s_logits))
+            s_logits, s_feats = self._student_outputs(xs, training=True)
+            local, relation, values, hard = self._distillation_losses(y, s_logits, t_logits, s_feats, t_feats,
+                                                                      sample_weight, True)
+            # Relational terms: their gradient reaches each replica through its own slice of the global batch.
+            scaled = self.optimizer.scale_loss(local * share + relation)
+        total = local + relation
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply(grads, variables)
-        return self._update_metrics(total, soft, hard, s_logits, t_logits, xs, y, sample_weight)
+        return self._update_metrics(total, values, hard, s_logits, t_logits, xs, y, sample_weight)
 
     @staticmethod
     def _replica_share(logits):
@@ -401,10 +577,12 @@ class Distiller(keras.Model):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         xs, xt, cached = self._split_inputs(x)
-        t_logits = self._teacher_logits(xt, cached)
-        s_logits = self.student(xs, training=False)
-        total, soft, hard = self._kd_losses(y, s_logits, t_logits, sample_weight)
-        return self._update_metrics(total, soft, hard, s_logits, t_logits, xs, y, sample_weight)
+        t_logits, t_feats = self._teacher_outputs(xt, cached)
+        s_logits, s_feats = self._student_outputs(xs, training=False)
+        local, relation, values, hard = self._distillation_losses(y, s_logits, t_logits, s_feats, t_feats,
+                                                                  sample_weight, False)
+        total = local + relation
+        return self._update_metrics(total, values, hard, s_logits, t_logits, xs, y, sample_weight)
 
     def get_metrics_result(self):
         # Compiled (label) metrics stay unbuilt after label-free batches; report the metrics that have values.
@@ -424,6 +602,7 @@ class Distiller(keras.Model):
         """``keras.Model.fit``; a NaN/inf loss term raises :class:`NonFiniteLossError` (no update applied)."""
         if getattr(self, "optimizer", None) is None or not self.compiled:
             raise RuntimeError("call distiller.compile(optimizer=..., metrics=...) before fit().")
+        kwargs["callbacks"] = [_EpochCounter(), *(kwargs.get("callbacks") or [])]
         try:
             return super().fit(*args, **kwargs)
         except tf.errors.InvalidArgumentError as e:
@@ -441,14 +620,12 @@ class Distiller(keras.Model):
 
     # -- serialisation -------------------------------------------------------------------------------------------
     def get_config(self):
-        name = kd_losses.name_of(self.distill_loss)
         return {
             "name": self.name,
             "teacher": keras.saving.serialize_keras_object(self.teacher) if self.teacher is not None else None,
             "student": keras.saving.serialize_keras_object(self.student),
-            "temperature": self.temperature,
-            "alpha": self.alpha,
-            "distill_loss": name if name is not None else keras.saving.serialize_keras_object(self.distill_loss),
+            "terms": [keras.saving.serialize_keras_object(t) for t in self.terms],
+            "hard_weight": self.hard_weight,
             "augment": keras.saving.serialize_keras_object(self.augment) if self.augment is not None else None,
         }
 
@@ -458,9 +635,10 @@ class Distiller(keras.Model):
         teacher = config.pop("teacher")
         teacher = keras.saving.deserialize_keras_object(teacher) if teacher is not None else None
         student = keras.saving.deserialize_keras_object(config.pop("student"))
-        loss = config.pop("distill_loss")
-        if isinstance(loss, dict):
-            loss = keras.saving.deserialize_keras_object(loss)
         augment = config.pop("augment", None)
         augment = keras.saving.deserialize_keras_object(augment) if augment is not None else None
-        return cls(teacher, student, distill_loss=loss, augment=augment, **config)
+        if "terms" in config:
+            config["terms"] = [keras.saving.deserialize_keras_object(t) for t in config["terms"]]
+        elif isinstance(config.get("distill_loss"), dict):  # a file written before terms existed
+            config["distill_loss"] = keras.saving.deserialize_keras_object(config["distill_loss"])
+        return cls(teacher, student, augment=augment, **config)

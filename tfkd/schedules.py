@@ -75,15 +75,51 @@ class _VariableSchedule(keras.callbacks.Callback):
 
 
 class AlphaSchedule(_VariableSchedule):
-    """Sets ``Distiller.alpha`` (weight of the soft loss) from ``schedule(epoch)`` at each epoch start."""
+    """Sets ``Distiller.alpha`` (weight of the single term; ``hard_weight = 1 - alpha``) at each epoch start.
+
+    For a Distiller of several terms, schedule each weight with :class:`TermSchedule`.
+    """
 
     attribute = "alpha"
 
 
 class TemperatureSchedule(_VariableSchedule):
-    """Sets ``Distiller.temperature`` from ``schedule(epoch)`` at each epoch start."""
+    """Sets ``Distiller.temperature`` (every term that has one) from ``schedule(epoch)`` at each epoch start."""
 
     attribute = "temperature"
+
+
+class TermSchedule(keras.callbacks.Callback):
+    """Sets an attribute (``"weight"`` or ``"temperature"``) of the Distiller term called ``term`` each epoch.
+
+    Example (DIST's weight from 2 down to 0.5 over 30 epochs):
+
+        tfkd.schedules.TermSchedule("dist", "weight", tfkd.schedules.linear_decay(2.0, 0.5, 0, 30))
+    """
+
+    def __init__(self, term: str, attribute: str, schedule: Callable[[int], float], verbose: int = 0):
+        super().__init__()
+        if attribute not in ("weight", "temperature"):
+            raise ValueError(f"attribute={attribute!r} is not schedulable; expected 'weight' or 'temperature'.")
+        if not callable(schedule):
+            raise TypeError(f"schedule={schedule!r} must be a callable epoch -> value (see tfkd.schedules).")
+        self.term, self.attribute, self.schedule, self.verbose = term, attribute, schedule, verbose
+
+    def _target(self):
+        term = self.model.get_term(self.term)
+        if self.attribute == "temperature" and not term.has_temperature:
+            raise ValueError(f"term {self.term!r} ({type(term).__name__}) has no temperature.")
+        return term
+
+    def on_epoch_begin(self, epoch, logs=None):
+        value = self.schedule(epoch)
+        setattr(self._target(), self.attribute, value)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: {self.term}.{self.attribute} = {value:.4g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[f"{self.term}_{self.attribute}"] = float(getattr(self._target(), self.attribute))
 
 
 def dann_ramp(epochs: int) -> Callable[[int], float]:
