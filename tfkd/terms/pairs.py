@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 
+import keras
+
 
 def _stages(model):
     """``[(layer name, (h, w))]``: the last layer of each spatial resolution, in depth order (4-D outputs only)."""
     stages = []
-    for layer in model.layers[1:-1] if len(model.layers) > 2 else []:
+    for layer in _body(model):
         try:
             shape = tuple(layer.output.shape)
         except (AttributeError, ValueError):
@@ -22,8 +24,13 @@ def _stages(model):
     return stages
 
 
+def _body(model):
+    """Every layer but the inputs and the last (logits) layer."""
+    return [layer for layer in model.layers[:-1] if not isinstance(layer, keras.layers.InputLayer)]
+
+
 def _at_fraction(model, fraction):
-    layers = [layer for layer in model.layers[:-1] if not layer.name.startswith("input")]
+    layers = _body(model)
     if not layers:
         raise ValueError(f"model {model.name!r} has no intermediate layers to tap.")
     return layers[min(int(round(fraction * (len(layers) - 1))), len(layers) - 1)].name
