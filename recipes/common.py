@@ -121,12 +121,13 @@ def logits_cache_stage(ctx, teacher, data: Data, name="teacher_logits") -> Logit
 
 def student_stage(cfg, ctx, data: Data, name, seed, *, teacher=None, temperature=None, alpha=None,
                   alpha_decay_start=None, spec=None, epochs=None, distill_loss="kl", keep_model=True,
-                  teacher_test_pred=None, label_smoothing=0.0, augment=None) -> dict:
+                  teacher_test_pred=None, label_smoothing=0.0, augment=None, method=None) -> dict:
     """Train one student arm: on labels (``teacher=None``), from a :class:`LogitsCache`, or from a live model.
 
     ``augment`` (a Keras layer) gives a live teacher and the student the same random view of every batch
-    (function matching). Returns test accuracy, agreement with the teacher on the test set, the history and the
-    model description.
+    (function matching). ``method`` (a name of :data:`tfkd.terms.METHODS`, e.g. ``"dkd"`` or ``"at"``) replaces
+    the ``temperature``/``alpha`` KD objective by that method's terms; feature methods need a live teacher.
+    Returns test accuracy, agreement with the teacher on the test set, the history and the model description.
     """
     import keras
 
@@ -157,6 +158,12 @@ def student_stage(cfg, ctx, data: Data, name, seed, *, teacher=None, temperature
             x, val, live = data.x_fit, (data.x_val, data.y_val), teacher
             taught_by = live.name
         extra = {"augment": augment} if augment is not None else {}
+        if method is not None:
+            from tfkd import terms as kd_terms
+
+            extra["terms"], extra["hard_weight"] = kd_terms.method_terms(
+                method, live, student, temperature=temperature if temperature is not None else 4.0,
+                alpha=alpha if alpha is not None else 0.5, epochs=epochs)
         _, history = training.train_distilled(live, student, x, data.y_fit, temperature=temperature, alpha=alpha,
                                               distill_loss=distill_loss, validation_data=val, callbacks=callbacks,
                                               **common, **extra)

@@ -1,18 +1,22 @@
-"""``tfkd run compress``: a teacher, then one student trained three ways with the same seed and budget.
+"""``tfkd run compress``: a teacher, then one student trained several ways with the same seed and budget.
 
-Arms: **NoKD** (labels alone), **KD** (distilled at ``--temperature``/``--alpha``), **KD + alpha decay** (the soft
-weight falls linearly to 0 over the last part of training, as one of our reference studies recommends) and
-**function matching** (Beyer et al., 2022, "patient and consistent": a live teacher and the student see the same
-random view of every batch, with mixup, at T=1 and alpha=1, over a longer schedule ``--fm-epochs``), with its own
-label-only baseline trained for the same longer schedule, so the comparison stays fair. Optional
-``--sweep`` over temperature x alpha (seed 0). The teacher's logits are computed once and cached, since no arm
-augments its inputs, so a KD epoch costs about what a NoKD epoch costs. The best KD student is exported to TFLite
-and validated against Keras. The report says plainly whether distillation won or lost.
+Arms: **NoKD** (labels alone) and the distillation ``--methods``: **KD** (at ``--temperature``/``--alpha``), **KD +
+alpha decay** (the soft weight falls linearly to 0 over the last part of training, as one of our reference studies
+recommends), **DKD** and **DIST** by default; also **KD with logit standardisation** (``kd_std``) and the feature
+methods **FitNet**, **AT**, **RKD** and **SP**, whose layers :func:`tfkd.terms.auto_pairs` picks (checked before any
+training). Logit methods learn from teacher logits computed once and cached, so such an epoch costs about what a
+NoKD epoch costs; feature methods run the live teacher. Then **function matching** (Beyer et al., 2022, "patient
+and consistent": a live teacher and the student see the same random view of every batch, with mixup, at T=1 and
+alpha=1, over a longer schedule ``--fm-epochs``), with its own label-only baseline trained for the same longer
+schedule, so the comparison stays fair. Optional ``--sweep`` over temperature x alpha (seed 0). The best
+distilled student is exported to TFLite and validated against Keras. The report says plainly whether each method
+won or lost against labels alone.
 
 Example:
 
     tfkd run compress                                  # digits, no download, a few minutes on a laptop CPU
     tfkd run compress --dataset mnist --seeds 3 --teacher plain_cnn:6 --student plain_cnn:2
+    tfkd run compress --methods kd,dkd,dist,kd_std,fitnet,at,rkd,sp --teacher plain_cnn:4 --student plain_cnn:2
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from tfkd.recipes.config import RecipeConfig, field
 from tfkd.recipes.report import mean_std
 
 NAME = "compress"
-DESCRIPTION = "teacher -> student: labels only vs KD vs KD + alpha decay vs function matching; TFLite export"
+DESCRIPTION = ("teacher -> student: labels only vs KD, KD + alpha decay, DKD, DIST (--methods: also kd_std, fitnet, "
+               "at, rkd, sp) vs function matching; TFLite export")
 
 
 @dataclasses.dataclass
@@ -40,6 +45,11 @@ class Config(RecipeConfig):
     temperature: float = field(4.0, "distillation temperature")
     alpha: float = field(0.5, "weight of the soft (distillation) loss: total = alpha*soft + (1-alpha)*hard")
     decay_start: float = field(0.5, "KD+decay arm: fraction of training after which alpha falls linearly to 0")
+    methods: typing.List[str] = field(
+        ["kd", "kd_decay", "dkd", "dist"],
+        "distillation arms beside NoKD, comma-separated: kd, kd_decay, kd_std (logit standardisation), dkd, dist "
+        "(logit methods, from the cached teacher logits) and fitnet, at, rkd, sp (feature methods, live teacher; "
+        "layers chosen by tfkd.terms.auto_pairs); see tfkd.terms.method_terms for each method's weights")
     sweep: bool = field(False, "also sweep temperature x alpha (seed 0) and report the table")
     sweep_temperatures: typing.List[float] = field([1.0, 2.0, 4.0, 8.0], "temperatures of --sweep")
     sweep_alphas: typing.List[float] = field([0.25, 0.5, 0.75, 0.95], "alphas of --sweep")
@@ -64,16 +74,54 @@ class Config(RecipeConfig):
                 raise ValueError(f"{name}={getattr(self, name)} must be > 0 (a number of epochs).")
         if any(t <= 0 for t in self.sweep_temperatures) or any(not 0 <= a <= 1 for a in self.sweep_alphas):
             raise ValueError("sweep temperatures must be > 0 and sweep alphas in [0, 1].")
+        from tfkd.terms import METHODS
+
+        known = ("kd_decay", *METHODS)
+        unknown = [m for m in self.methods if m not in known]
+        if unknown or not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods={','.join(self.methods)} must be distinct names from {', '.join(known)}; "
+                             f"unknown: {', '.join(unknown) or 'none'}.")
         if self.fm_epochs <= 0 or self.fm_mixup < 0 or self.fm_noise not in ("simple", "randaugment", "none"):
             raise ValueError(f"fm_epochs={self.fm_epochs} must be > 0, fm_mixup={self.fm_mixup} >= 0 and "
                              f"fm_noise={self.fm_noise!r} one of simple, randaugment, none.")
 
 
+def _labels(cfg):
+    return {"nokd": "NoKD (labels only)", "kd": f"KD (T={cfg.temperature:g}, alpha={cfg.alpha:g})",
+            "kd_decay": f"KD + alpha decay from {cfg.decay_start:.0%}",
+            "kd_std": f"KD + logit standardisation (T={cfg.temperature:g}, alpha={cfg.alpha:g})",
+            "dkd": "DKD (T=4, alpha=1, beta=8)", "dist": "DIST (T=1, beta=1, gamma=1)",
+            "fitnet": "FitNet hint (weight 100)", "at": "attention transfer (weight 1000)",
+            "rkd": "RKD (distance 25, angle 50)", "sp": "similarity preserving (weight 3000)",
+            "nokd_long": f"NoKD, {cfg.fm_epochs} epochs",
+            "fm": f"function matching ({cfg.fm_noise} + mixup {cfg.fm_mixup:g}, {cfg.fm_epochs} epochs)"}
+
+
+def _check_feature_methods(cfg, data):
+    """Feature methods need tappable layers: find out before any training, from the untrained architectures."""
+    from tfkd import terms as kd_terms
+    from tfkd.distiller import Distiller
+    from tfkd.recipes import common
+
+    feature = [m for m in cfg.methods if m in kd_terms.FEATURE_METHODS]
+    if not feature or cfg.teacher.endswith(".keras"):
+        return
+    teacher, student = common.build(cfg.teacher, data, 0), common.build(cfg.student, data, 1)
+    for method in feature:
+        try:
+            terms, hard_weight = kd_terms.method_terms(method, teacher, student, epochs=cfg.epochs)
+            Distiller(teacher, student, terms=terms, hard_weight=hard_weight)
+        except ValueError as err:
+            raise ValueError(f"methods: {method} cannot distil {cfg.teacher} into {cfg.student}: {err}") from None
+
+
 def run(cfg: Config, ctx) -> dict:
+    from tfkd import terms as kd_terms
     from tfkd.recipes import common
 
     data = common.load_data(cfg)
-    arms = ["nokd", "kd", "kd_decay"] + (["nokd_long", "fm"] if cfg.function_matching else [])
+    _check_feature_methods(cfg, data)
+    arms = ["nokd", *cfg.methods] + (["nokd_long", "fm"] if cfg.function_matching else [])
     sweep = [(t, a) for t in cfg.sweep_temperatures for a in cfg.sweep_alphas] if cfg.sweep else []
     ctx.plan(["teacher", "teacher_logits"]
              + [f"{arm}/seed{s}" for s in range(cfg.seeds) for arm in arms]
@@ -84,16 +132,24 @@ def run(cfg: Config, ctx) -> dict:
     teacher = ctx.load_model("teacher")
     cache = common.logits_cache_stage(ctx, teacher, data)
 
+    def method_arm(method, s, seed):
+        kd = dict(temperature=cfg.temperature, alpha=cfg.alpha)
+        if method == "kd":
+            return common.student_stage(cfg, ctx, data, f"kd_seed{s}", seed, teacher=cache, **kd)
+        if method == "kd_decay":
+            return common.student_stage(cfg, ctx, data, f"kd_decay_seed{s}", seed, teacher=cache, **kd,
+                                        alpha_decay_start=cfg.decay_start)
+        live = kd_terms.needs_live_teacher(method)  # feature methods read teacher layers: no cache for them
+        return common.student_stage(cfg, ctx, data, f"{method}_seed{s}", seed, teacher=teacher if live else cache,
+                                    method=method, teacher_test_pred=cache.test_pred, **kd)
+
     results = {arm: [] for arm in arms}
     for s in range(cfg.seeds):
         seed = cfg.seed + s
         results["nokd"].append(ctx.stage(f"nokd/seed{s}", lambda: common.student_stage(
             cfg, ctx, data, f"nokd_seed{s}", seed, teacher_test_pred=cache.test_pred)))
-        results["kd"].append(ctx.stage(f"kd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"kd_seed{s}", seed, teacher=cache, temperature=cfg.temperature, alpha=cfg.alpha)))
-        results["kd_decay"].append(ctx.stage(f"kd_decay/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"kd_decay_seed{s}", seed, teacher=cache, temperature=cfg.temperature,
-            alpha=cfg.alpha, alpha_decay_start=cfg.decay_start)))
+        for method in cfg.methods:
+            results[method].append(ctx.stage(f"{method}/seed{s}", lambda: method_arm(method, s, seed)))
         if cfg.function_matching:
             from tfkd import augment
 
@@ -111,10 +167,7 @@ def run(cfg: Config, ctx) -> dict:
             keep_model=False))
         sweep_rows.append((t, a, r["accuracy"]))
 
-    labels = {"nokd": "NoKD (labels only)", "kd": f"KD (T={cfg.temperature:g}, alpha={cfg.alpha:g})",
-              "kd_decay": f"KD + alpha decay from {cfg.decay_start:.0%}",
-              "nokd_long": f"NoKD, {cfg.fm_epochs} epochs",
-              "fm": f"function matching ({cfg.fm_noise} + mixup {cfg.fm_mixup:g}, {cfg.fm_epochs} epochs)"}
+    labels = _labels(cfg)
     labels = {arm: label for arm, label in labels.items() if arm in results}
     best_arm = max([a for a in results if not a.startswith("nokd")],
                    key=lambda arm: np.mean([r["accuracy"] for r in results[arm]]))

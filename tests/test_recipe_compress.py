@@ -13,7 +13,8 @@ from tfkd.recipes import compress, runner
 from tfkd.recipes.config import from_dict
 
 SMALL = ["--dataset", "mnist", "--n-train", "1500", "--n-test", "500", "--teacher", "plain_cnn:2",
-         "--student", "mlp:32", "--teacher-epochs", "3", "--epochs", "3", "--fm-epochs", "3", "--batch-size", "64"]
+         "--student", "mlp:32", "--teacher-epochs", "3", "--epochs", "3", "--fm-epochs", "3", "--batch-size", "64",
+         "--methods", "kd,kd_decay"]
 
 
 def _run(args, env_extra=None, **kw):
@@ -65,6 +66,42 @@ def test_compress_writes_every_artifact_and_an_honest_report(compress_run):
     int8_row = next(e for e in exported if e["format"] == "tflite int8")
     assert int8_row["size_bytes"] < 0.5 * float_row["size_bytes"]
     assert "[1/" in stdout and "report:" in stdout
+
+
+def test_compress_runs_logit_and_feature_methods(tmp_path, data_dir):
+    """DKD and DIST from the cache, AT and RKD with the live teacher (layers from auto_pairs), each against NoKD."""
+    out = tmp_path / "methods"
+    proc = _run(["compress", "--dataset", "digits", "--teacher", "plain_cnn:4", "--student", "plain_cnn:2",
+                 "--teacher-epochs", "3", "--epochs", "2", "--methods", "dkd,dist,at,rkd", "--no-function-matching",
+                 "--no-export", "--data-dir", str(data_dir), "--out", str(out)])
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-4000:]
+    report = json.loads((out / "report.json").read_text())
+    arms = report["results"]["arms"]
+    assert set(arms) == {"nokd", "dkd", "dist", "at", "rkd"}
+    for name in ("dkd", "dist", "at", "rkd"):
+        history = arms[name][0]["history"]
+        assert len(history["loss"]) == 2 and f"{ {'at': 'attention'}.get(name, name)}_loss" in history
+        assert 0.0 <= arms[name][0]["accuracy"] <= 1.0 and arms[name][0]["agreement"] is not None
+    assert arms["at"][0]["taught_by"] != arms["dkd"][0]["taught_by"]  # live teacher vs the logits cache
+    md = (out / "report.md").read_text()
+    assert "DKD (T=4, alpha=1, beta=8)" in md and "attention transfer (weight 1000)" in md
+
+
+def test_a_feature_method_the_models_cannot_serve_fails_before_training(tmp_path, data_dir):
+    proc = _run(["compress", "--dataset", "digits", "--student", "mlp:32", "--methods", "at", "--data-dir",
+                 str(data_dir), "--out", str(tmp_path / "r")])
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "methods: at cannot distil plain_cnn:4 into mlp:32" in stdout and "[1/" not in stdout
+    assert "methods=kd,nope" in _run_config_error(["--methods", "kd,nope"], tmp_path, data_dir)
+
+
+def _run_config_error(extra, tmp_path, data_dir):
+    proc = _run(["compress", *extra, "--data-dir", str(data_dir), "--out", str(tmp_path / "bad")])
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stdout[-2000:]
+    return stdout
 
 
 def test_resume_of_a_finished_run_redoes_nothing(compress_run):

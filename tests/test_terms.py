@@ -299,3 +299,19 @@ def test_auto_pairs_matches_stages_by_resolution_and_mlps_by_depth(capsys):
     assert len(d.terms[0].pairs) == 3
     m1, m2 = models.build("mlp:64", (28, 28, 1), 10), models.build("mlp:16", (28, 28, 1), 10)
     assert tfkd.terms.auto_pairs(m1, m2, verbose=False) == [("fc1", "fc1")]
+
+
+@pytest.mark.parametrize("method", tfkd.terms.METHODS)
+def test_every_named_method_builds_and_evaluates(method):
+    teacher, student = _pair()
+    terms, hard_weight = tfkd.terms.method_terms(method, teacher, student, epochs=24)
+    d = tfkd.Distiller(teacher, student, terms=terms, hard_weight=hard_weight)
+    d.compile(optimizer="sgd")
+    x, y = _data()
+    logs = d.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert np.isfinite(logs["loss"]) and f"{terms[0].name}_loss" in logs
+    assert tfkd.terms.needs_live_teacher(method) == (method in tfkd.terms.FEATURE_METHODS)
+    if method == "dkd":
+        assert terms[0].warmup_epochs == 2  # the authors' 20 of 240 epochs, scaled
+    with pytest.raises(ValueError, match="not a known distillation method"):
+        tfkd.terms.method_terms("crd")

@@ -3,7 +3,8 @@
 Logit terms (cached teacher logits work): :class:`KD` (``standardize=True``: logit standardisation),
 :class:`LogitMSE`, :class:`DKD` (needs labels), :class:`DIST` (batch-level), :class:`BinaryKD`, :class:`SoftLoss`.
 Feature terms (live teacher, layer names): :class:`Hint` (FitNets, with an adapter), :class:`Attention`,
-:class:`RKD` and :class:`SimilarityPreserving` (batch-level). :func:`auto_pairs` proposes the layer pairs.
+:class:`RKD` and :class:`SimilarityPreserving` (batch-level). :func:`auto_pairs` proposes the layer pairs;
+:func:`method_terms` names whole methods (``"dkd"``, ``"at"``, ...) with their authors' weights.
 
 Example:
 
@@ -18,7 +19,10 @@ from tfkd.terms.adapters import FeatureAdapter
 from tfkd.terms.base import TemperatureTerm, Term, TermBatch
 from tfkd.terms.features import RKD, Attention, FeatureTerm, Hint, SimilarityPreserving
 from tfkd.terms.logits import DIST, DKD, KD, BinaryKD, LogitMSE, SoftLoss
+from tfkd.terms.methods import FEATURE_METHODS, LOGIT_METHODS, METHODS, method_terms, needs_live_teacher
 from tfkd.terms.pairs import auto_pairs
 
-__all__ = ["Attention", "BinaryKD", "DIST", "DKD", "FeatureAdapter", "FeatureTerm", "Hint", "KD", "LogitMSE", "RKD",
-           "SimilarityPreserving", "SoftLoss", "TemperatureTerm", "Term", "TermBatch", "auto_pairs"]
+__all__ = ["Attention", "BinaryKD", "DIST", "DKD", "FEATURE_METHODS", "FeatureAdapter", "FeatureTerm", "Hint", "KD",
+           "LOGIT_METHODS", "LogitMSE", "RKD",
+           "METHODS", "SimilarityPreserving", "SoftLoss", "TemperatureTerm", "Term", "TermBatch", "auto_pairs", "method_terms",
+           "needs_live_teacher"]
