@@ -212,6 +212,7 @@ class RunContext:
     # -- models --------------------------------------------------------------------------------------------------
     def save_model(self, model, name) -> str:
         path = self.path("models", f"{name}.keras")
+        io.require_space(path, io.h5_bytes_estimate(model), "the model archive")
         with io.atomic_path(path) as tmp:
             model.save(tmp)
         self._models[name] = model

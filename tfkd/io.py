@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -90,6 +91,35 @@ def remove_stale_temp_files(directory) -> list:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+def require_space(path, nbytes: int, what: str = "this file"):
+    """Raise ``OSError(ENOSPC)`` naming ``path`` if its file system has less than ``nbytes`` free.
+
+    Checked before writes whose writer does not fail cleanly on a full disk (HDF5: h5py can crash the process
+    after ``ENOSPC``), so that the run ends with one line and resumes once space is freed.
+    """
+    path = Path(path)
+    existing = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+    free = shutil.disk_usage(existing).free
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                      f"{path} ({what} needs about {nbytes:,} bytes; {free:,} are free)")
+
+
+def h5_bytes_estimate(model) -> int:
+    """A generous upper bound on the bytes of ``model``'s weights (and built optimizer state) in an HDF5 file."""
+    variables = list(getattr(model, "weights", []))
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        variables += list(optimizer.variables)
+    data = 0
+    for v in variables:
+        size = 1
+        for d in v.shape:
+            size *= int(d or 1)
+        data += size * 8  # at most 8 bytes an element
+    return 2 * data + 64 * 1024 + 2048 * len(variables)  # HDF5 groups and attributes per variable
 
 
 def write_text(path, text: str) -> Path:

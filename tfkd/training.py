@@ -78,6 +78,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # Every worker saves (a save may need collective ops); only the chief's copy lands in the directory.
         strategy = getattr(self.model, "distribute_strategy", None)
         with distribute.chief_path(self.directory / _WEIGHTS, strategy) as weights_path:
+            io.require_space(weights_path, io.h5_bytes_estimate(self.model), "the epoch checkpoint")
             with io.atomic_path(weights_path) as tmp:
                 self.model.save_weights(tmp)
             # The state file is written last: it only ever points at complete weights.
@@ -259,18 +260,20 @@ def train_supervised(model, x, y, *, epochs, batch_size=128, lr=1e-3, optimizer=
 
 
 def train_distilled(teacher, student, x, y=None, *, epochs, temperature=4.0, alpha=0.5, distill_loss="kl",
-                    batch_size=128, lr=1e-3, optimizer=None, validation_data=None, callbacks=(),
-                    checkpoint_dir=None, log_dir=None, label=None, verbose=0, **distiller_kwargs):
+                    terms=None, hard_weight=None, batch_size=128, lr=1e-3, optimizer=None, validation_data=None,
+                    callbacks=(), checkpoint_dir=None, log_dir=None, label=None, verbose=0, **distiller_kwargs):
     """Distil ``teacher`` into ``student`` with :class:`tfkd.Distiller`; resumable like :func:`fit`.
 
     ``x`` may be anything a Distiller batch accepts (arrays, two views, ``cache.inputs(x)``, a ``tf.data``
-    dataset). ``teacher`` may be a model, a list of models (ensemble) or ``None`` with cached logits.
+    dataset). ``teacher`` may be a model, a list of models (ensemble) or ``None`` with cached logits. ``terms``
+    (with ``hard_weight``) replaces the ``temperature``/``alpha``/``distill_loss`` shorthand.
     Returns ``(distiller, history)``.
     """
     from tfkd.distiller import Distiller
 
-    distiller = Distiller(teacher, student, temperature=temperature, alpha=alpha, distill_loss=distill_loss,
-                          **distiller_kwargs)
+    objective = dict(terms=terms, hard_weight=hard_weight) if terms is not None else dict(
+        temperature=temperature, alpha=alpha, distill_loss=distill_loss)
+    distiller = Distiller(teacher, student, **objective, **distiller_kwargs)
     distiller.compile(optimizer=_optimizer(lr, optimizer), metrics=["accuracy"])
     history = fit(distiller, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                   callbacks=callbacks, checkpoint_dir=checkpoint_dir, log_dir=log_dir, label=label, verbose=verbose)
