@@ -37,3 +37,15 @@ def test_data_example_runs(tmp_path):
     out = _run(block, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "mnist: 60000 train / 10000 test" in out.stdout
+
+
+def test_methods_example_runs_one_family_each(tmp_path):
+    block = next(b for b in _python_blocks() if "tfkd.terms.DKD(" in b)
+    out = _run(block, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "auto_pairs (matched by spatial resolution)" in out.stdout
+    logs = {line.split(" ", 1)[0]: eval(line.split(" ", 1)[1]) for line in out.stdout.strip().splitlines()[-3:]}
+    assert set(logs["logits"]) >= {"dkd_loss", "dist_loss", "hard_loss", "accuracy"}
+    assert set(logs["features"]) >= {"kd_loss", "hint_loss", "attention_loss"}
+    assert set(logs["relations"]) >= {"rkd_loss", "sp_loss"}
+    assert all(0.0 <= v["accuracy"] <= 1.0 for v in logs.values())

@@ -148,16 +148,21 @@ def test_empty_data_is_refused_and_no_epoch_is_checkpointed(tmp_path):
     assert _snapshot(ckpt) == before and not (tmp_path / "ckpt2" / "state.json").exists()
 
 
-@pytest.mark.parametrize("kind, bad, expected, restored", [
-    # Behind a ReLU a NaN input leaves the loss finite while its gradient poisons the weights: only the
-    # end-of-epoch weight check sees it, for plain models and Distillers alike; the checkpoint is put back.
-    ("plain", np.nan, ": the weights became NaN or infinite in epoch 3; training stopped", True),
-    ("distil", np.nan, ": the weights became NaN or infinite in epoch 3; training stopped", True),
-    ("plain", np.inf, ": loss, the weights became NaN or infinite in epoch 3; training stopped", True),
+# Where a NaN input meets a ReLU, whether relu(NaN) is NaN or 0 depends on the CPU's vector max instruction: the
+# NaN then reaches the loss (the Distiller's in-step guard aborts that step before its update) or only the weights
+# (the end-of-epoch weight check restores the last checkpoint). Either way training stops and nothing good is lost.
+_WEIGHT_CHECK = "the weights became NaN or infinite in epoch 3; training stopped"
+_STEP_GUARD = "the kd (KD) loss became NaN or infinite at optimizer step"
+
+
+@pytest.mark.parametrize("kind, bad, expected", [
+    ("plain", np.nan, (_WEIGHT_CHECK,)),
+    ("distil", np.nan, (_WEIGHT_CHECK, _STEP_GUARD)),
+    ("plain", np.inf, (_WEIGHT_CHECK,)),
     # An inf reaches the logits: the Distiller's in-step guard aborts that step before its update.
-    ("distil", np.inf, "the soft (distillation) loss became NaN or infinite at optimizer step", False),
+    ("distil", np.inf, (_STEP_GUARD,)),
 ])
-def test_nan_or_inf_inputs_stop_training_and_keep_the_last_good_checkpoint(tmp_path, kind, bad, expected, restored):
+def test_nan_or_inf_inputs_stop_training_and_keep_the_last_good_checkpoint(tmp_path, kind, bad, expected):
     x, y = _xy()
     ckpt = tmp_path / "ckpt"
     model = _train(kind, x, y, 2, ckpt)
@@ -167,9 +172,9 @@ def test_nan_or_inf_inputs_stop_training_and_keep_the_last_good_checkpoint(tmp_p
     with pytest.raises(NonFiniteLossError) as err:
         _train(kind, x_bad, y, 4, ckpt, model=model)
     message = str(err.value)
-    assert expected in message, message
+    assert any(e in message for e in expected), message
     assert all(np.isfinite(w).all() for w in model.get_weights())
-    if restored:
+    if _WEIGHT_CHECK in message:
         assert f"restored to the last good checkpoint (epoch 2) in {ckpt}" in message
         for a, b in zip(model.get_weights(), good):
             np.testing.assert_array_equal(a, b)
