@@ -387,3 +387,53 @@ def test_augment_gives_teacher_and_student_the_same_random_view(tmp_path):
         d.fit(cache.inputs(x), y, epochs=1, verbose=0)
     with pytest.raises(TypeError, match="augment="):
         tfkd.Distiller(teacher, conv_net(), augment=lambda v: v)
+
+
+# --- silent wrong results a careless user could meet (Reliability II, item 8) -----------------------------------
+
+def test_a_nan_pixel_behind_a_relu_stops_plain_fit_before_its_update():
+    x, y = _data()
+    d = _distiller()
+    d.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    good = [w.numpy().copy() for w in d.student.weights]
+    x_bad = x.copy()
+    x_bad[3, 1] = np.nan  # the first batch: no update of this epoch may land
+    with pytest.raises(NonFiniteLossError, match="became NaN or infinite at optimizer step"):
+        d.fit(x_bad, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for a, w in zip(good, d.student.weights):
+        np.testing.assert_array_equal(a, w.numpy())
+
+
+def test_sample_weights_that_train_nothing_or_reward_errors_are_refused():
+    x, y = _data()
+    d = _distiller()
+    with pytest.raises(ValueError, match="sample_weight is all zeros"):
+        d.fit(x, y, sample_weight=np.zeros(N, "float32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="negative values"):
+        d.fit(x, y, sample_weight=-np.ones(N, "float32"), epochs=1, verbose=0)
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y, -np.ones(N, "float32"))).batch(16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="negative weight"):
+        d.fit(ds, epochs=1, verbose=0)
+
+
+def test_fractional_labels_are_refused_not_truncated():
+    import tensorflow as tf
+
+    x, y = _data()
+    d = _distiller()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="fractional value"):
+        d.fit(x, y.astype("float32") + 0.5, epochs=1, verbose=0)
+
+
+def test_squashed_teachers_tiny_temperatures_and_one_class_labels_are_called_out():
+    x, y = _data()
+    sigmoid = keras.Sequential([keras.Input((D,)), keras.layers.Dense(C, activation="sigmoid")])
+    with pytest.raises(ValueError, match="ends in a sigmoid, so it outputs probabilities"):
+        tfkd.Distiller(sigmoid, _mlp(8, seed=2))
+    with pytest.raises(ValueError, match="temperature=1e-30 is too small"):
+        tfkd.Distiller(_mlp(32, seed=1), _mlp(8, seed=2), temperature=1e-30)
+    d = _distiller()
+    with pytest.warns(UserWarning, match="single class"):
+        d.fit(x, np.full(N, 2, "int32"), epochs=1, verbose=0)

@@ -27,6 +27,12 @@ def _weighted_mean(per_example, sample_weight):
     """Keras's "sum over batch size": ``sum(value * weight) / batch``, the same reduction for every term."""
     if sample_weight is not None:
         weight = tf.cast(sample_weight, tf.float32)
+        weight = tf.debugging.check_numerics(weight, "sample_weight holds NaN or infinite values")
+        check = tf.debugging.Assert(tf.reduce_all(weight >= 0.0), [
+            "sample_weight holds a negative weight (the loss would reward errors); weights must be >= 0. Smallest:",
+            tf.reduce_min(weight)])
+        with tf.control_dependencies([check]):
+            weight = tf.identity(weight)
         while weight.shape.rank < per_example.shape.rank:  # [batch] weights on [batch, ...] values
             weight = weight[..., None]
         per_example = per_example * weight
@@ -34,13 +40,13 @@ def _weighted_mean(per_example, sample_weight):
     return tf.math.divide_no_nan(tf.reduce_sum(per_example), tf.cast(tf.size(per_example), tf.float32))
 
 
-def _finite(value, term):
+def _finite(value, term, what="loss"):
     """``value``, or abort the step (before any update) if it is NaN/inf; ``fit`` names ``term`` in the error.
 
     ``check_numerics`` is a single op on the value's path to the gradients, so no update can run after it fails,
     and it needs no control-flow guard in the graph.
     """
-    return tf.debugging.check_numerics(value, f"{_NONFINITE_MARKER}{term} loss became NaN or infinite")
+    return tf.debugging.check_numerics(value, f"{_NONFINITE_MARKER}{term} {what} became NaN or infinite")
 
 
 class _FunctionLoss(keras.losses.Loss):
@@ -67,14 +73,22 @@ def _check_alpha(alpha):
 
 
 def _ends_in_softmax(model) -> bool:
+    return _final_activation(model) == "softmax"
+
+
+def _final_activation(model):
+    """``"softmax"`` / ``"sigmoid"`` when the last layer squashes its outputs into probabilities, else None."""
     layers = getattr(model, "layers", None)
     if not layers:
-        return False
+        return None
     last = layers[-1]
     if isinstance(last, keras.layers.Softmax):
-        return True
-    act = getattr(last, "activation", None)
-    return act is not None and getattr(act, "__name__", "") == "softmax"
+        return "softmax"
+    if isinstance(last, keras.layers.Activation):
+        name = getattr(last.activation, "__name__", "")
+        return name if name in ("softmax", "sigmoid") else None
+    name = getattr(getattr(last, "activation", None), "__name__", "")
+    return name if name in ("softmax", "sigmoid") else None
 
 
 def _output_dim(model):
@@ -94,6 +108,25 @@ def _shorthand_term(distill_loss, temperature, alpha, num_classes):
         return kd_terms.KD(temperature, weight=alpha)
     name = {kd_losses.soft_cross_entropy: "soft_ce", kd_losses.logit_mse: "logit_mse"}.get(fn, "kd")
     return kd_terms.SoftLoss(fn, temperature, weight=alpha, name=name)
+
+
+def _check_fit_arrays(args, kwargs):
+    """What can be seen at once in numpy inputs: weights that train nothing or reward errors, a single class."""
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    sw = kwargs.get("sample_weight")
+    if sw is not None and isinstance(sw, np.ndarray | list):
+        sw = np.asarray(sw, dtype="float64")
+        if not np.isfinite(sw).all() or (sw < 0).any():
+            raise ValueError(f"sample_weight holds {'NaN/inf' if not np.isfinite(sw).all() else 'negative'} values "
+                             f"(smallest {np.nanmin(sw):g}); weights must be finite and >= 0.")
+        if sw.size and not sw.any():
+            raise ValueError(f"sample_weight is all zeros ({sw.size} examples): every loss would be 0 and nothing "
+                             "would train. Give the examples that count a positive weight.")
+    if isinstance(y, np.ndarray) and y.ndim <= 2 and y.size and (y.ndim == 1 or y.shape[-1] == 1):
+        classes = np.unique(y)
+        if len(classes) == 1:
+            warnings.warn(f"labels y hold a single class ({classes[0]!r}) in all {len(y)} examples: accuracy on them "
+                          "is trivially 100% and says nothing. Check the data or the split.", stacklevel=3)
 
 
 class _EpochCounter(keras.callbacks.Callback):
@@ -181,18 +214,20 @@ class Distiller(keras.Model):
         if teacher is not None:
             members = teacher.teachers if isinstance(teacher, TeacherEnsemble) else [teacher]
             for t in members:
-                if _ends_in_softmax(t):
+                squash = _final_activation(t)
+                if squash:
                     raise ValueError(
-                        f"teacher {t.name!r} ends in a softmax, so it outputs probabilities, not logits; the "
+                        f"teacher {t.name!r} ends in a {squash}, so it outputs probabilities, not logits; the "
                         "temperature must divide logits. Build the teacher with a linear last layer "
                         "(activation=None) and use from_logits=True losses for it.")
             t_dim, s_dim = _output_dim(teacher), _output_dim(student)
             if t_dim is not None and s_dim is not None and t_dim != s_dim:
                 raise ValueError(f"teacher outputs {t_dim} logits but student outputs {s_dim}; teacher and student "
                                  "must predict the same classes (same last-layer width).")
-        if _ends_in_softmax(student):
-            raise ValueError(f"student {student.name!r} ends in a softmax; it must return logits (activation=None "
-                             "on its last layer). Add a softmax only at export or prediction time.")
+        if _final_activation(student):
+            raise ValueError(f"student {student.name!r} ends in a {_final_activation(student)}; it must return logits "
+                             "(activation=None on its last layer). Add the activation only at export or prediction "
+                             "time.")
         if augment is not None and not isinstance(augment, keras.layers.Layer):
             raise TypeError(f"augment={augment!r} must be a keras Layer (e.g. tfkd.augment.layer('simple')), so it "
                             "can be saved with the Distiller.")
@@ -458,6 +493,13 @@ class Distiller(keras.Model):
                 raise ValueError(f"labels are one-hot with {y.shape[-1]} classes but the student outputs "
                                  f"{num_classes} logits; they must match.")
             return None
+        if y.dtype.is_floating:  # 2.5 would silently become class 2
+            whole = tf.debugging.Assert(tf.reduce_all(tf.equal(y, tf.round(y))), [
+                "labels y are class indices but hold a fractional value (e.g. 2.5); give integer classes, or one-hot "
+                "/ soft label rows of width", num_classes, ". A fractional label:",
+                tf.reduce_max(tf.abs(y - tf.round(y)))])
+            with tf.control_dependencies([whole]):
+                y = tf.identity(y)
         yi = tf.cast(y, tf.int64)
         ok = tf.logical_and(tf.reduce_all(yi < num_classes), tf.reduce_all(yi >= 0))
         return tf.debugging.Assert(ok, [
@@ -562,6 +604,10 @@ class Distiller(keras.Model):
             scaled = self.optimizer.scale_loss(local * share + relation)
         total = local + relation
         grads = tape.gradient(scaled, variables)
+        # A NaN input behind a ReLU can leave every loss finite and still poison the gradient: refuse the update.
+        norm = _finite(tf.linalg.global_norm([g for g in grads if g is not None]), "gradient", "(total loss)")
+        with tf.control_dependencies([norm]):
+            grads = [None if g is None else tf.identity(g) for g in grads]
         self.optimizer.apply(grads, variables)
         return self._update_metrics(total, values, hard, s_logits, t_logits, xs, y, sample_weight)
 
@@ -602,6 +648,7 @@ class Distiller(keras.Model):
         """``keras.Model.fit``; a NaN/inf loss term raises :class:`NonFiniteLossError` (no update applied)."""
         if getattr(self, "optimizer", None) is None or not self.compiled:
             raise RuntimeError("call distiller.compile(optimizer=..., metrics=...) before fit().")
+        _check_fit_arrays(args, kwargs)
         kwargs["callbacks"] = [_EpochCounter(), *(kwargs.get("callbacks") or [])]
         try:
             return super().fit(*args, **kwargs)
@@ -609,10 +656,10 @@ class Distiller(keras.Model):
             msg = str(e)
             if _NONFINITE_MARKER not in msg:
                 raise
-            term = msg.split(_NONFINITE_MARKER, 1)[1].split(" loss became", 1)[0]
+            term = msg.split(_NONFINITE_MARKER, 1)[1].split(" became", 1)[0]
             step = int(keras.ops.convert_to_numpy(self.optimizer.iterations))
             raise NonFiniteLossError(
-                f"tfkd.Distiller: the {term} loss became NaN or infinite at optimizer step {step}; training stopped "
+                f"tfkd.Distiller: the {term} became NaN or infinite at optimizer step {step}; training stopped "
                 "and that step's update was not applied, so the student keeps its last good weights. Try a lower "
                 "learning rate or temperature, check the inputs for NaN/inf, or clip gradients "
                 "(optimizer=keras.optimizers.Adam(clipnorm=1.0))."

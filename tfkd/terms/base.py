@@ -183,4 +183,10 @@ def _check_temperature(temperature):
     if not value > 0 or math.isinf(value):
         raise ValueError(f"temperature={value} must be a finite number > 0 (typical values 1 to 20); it "
                          "divides the logits before the softmax.")
+    if value < MIN_TEMPERATURE:
+        raise ValueError(f"temperature={value:g} is too small: logits / T overflow float32, the tempered softmax "
+                         f"becomes one-hot and the soft loss 0 or NaN. Use T >= {MIN_TEMPERATURE:g} (typical 1 to 20).")
     return value
+
+
+MIN_TEMPERATURE = 0.01
