@@ -5,6 +5,8 @@
     python -m benchmarks.step_time            # speed of a distillation epoch (arms interleaved, medians, ratios)
     python -m benchmarks.accuracy             # recipes on real data, 3 seeds -> results/accuracy.{json,md}
     python -m benchmarks.export_students      # every accuracy student exported to TFLite -> results/export_students.*
+    python -m benchmarks.teachers             # augmented, val-chosen teachers, cached; -> results/teachers.{json,md}
+    python -m benchmarks.methods              # every distillation method vs NoKD and KD -> results/methods.{json,md}
     python -m benchmarks.export_quality       # one MNIST student in every format (+ --tfmot) -> results/export_mnist*
     tfkd bench step_time --smoke              # the same through the tfkd command (tiny budget)
 
@@ -22,7 +24,9 @@ BENCHMARKS = {
     "step_time": "speed of a distillation epoch: tfkd vs keras.distillation vs the lower bound, two scales",
     "accuracy": "compress (Fashion-MNIST, MNIST) and takd (CIFAR-10 subset) recipes, 3 seeds, mean ± std",
     "export_students": "each accuracy student as float32/dynamic/float16/int8 TFLite: size, latency, agreement",
+    "teachers": "teachers worth distilling (augmented, cosine, val-chosen), cached; the student alone beside",
     "export_quality": "one MNIST student in every export format; --tfmot adds the pruning / QAT track",
+    "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 
 

@@ -16,7 +16,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
-from benchmarks import accuracy, export_students, step_time  # noqa: E402
+from benchmarks import accuracy, export_students, step_time, teachers  # noqa: E402
+from tfkd import training  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +86,36 @@ def test_step_time_smoke_reports_every_ratio_with_its_target(tmp_path, data_dir)
     assert step_time.main(["--render", "--smoke", "--out", str(tmp_path)]) == 0 and md_path.read_text() == md
 
 
+def test_teachers_smoke_trains_once_then_reuses_the_cached_teacher(tmp_path, data_dir):
+    assert teachers.main(["--smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)]) == 0
+    result = json.loads((tmp_path / "teachers_smoke.json").read_text())
+    entry = result["datasets"]["fashion_mnist"]
+    t, (s,) = entry["teacher"], entry["students"].values()
+    assert t["input_range"] == "[0, 1]" and t["split"]["val_size"] == 100 and 1 <= t["chosen_epoch"] <= t["epochs"]
+    assert all(0.0 <= a <= 1.0 for a in (t["val_accuracy"], t["test_accuracy"], *s["test_accuracy"]))
+    assert s["lead_points"] == round(100 * (t["test_accuracy"] - s["test_mean"]), 2)
+    assert "lead (points)" in (tmp_path / "teachers_smoke.md").read_text()
+    # Cached: loading again trains nothing (a data dir without the data proves it) and gives the same teacher.
+    cache = tmp_path / "runs" / "teachers"
+    model, info = teachers.load_teacher("fashion_mnist", data_dir=".", cache_dir=cache,
+                                        settings=teachers.SMOKE["fashion_mnist"])
+    assert info["test_accuracy"] == t["test_accuracy"] and model.output_shape == (None, 10)
+    assert not any("random" in layer.name for layer in model.layers)  # no augmentation inside the saved teacher
+    x_fit, y_fit, x_val, y_val, x_test, y_test = teachers.split("fashion_mnist", data_dir,
+                                                                settings=teachers.SMOKE["fashion_mnist"])
+    assert (len(x_fit), len(x_val), len(x_test)) == (400, 100, 200) and float(x_fit.max()) <= 1.0
+    assert abs(training.accuracy(model, x_val, y_val) - t["val_accuracy"]) < 1e-6
+    with pytest.raises(RuntimeError, match="other settings"):
+        teachers.load_teacher("fashion_mnist", data_dir=".", cache_dir=cache,
+                              settings={**teachers.SMOKE["fashion_mnist"], "epochs": 2})
+
+
 def test_tfkd_bench_routes_to_the_benchmarks_from_the_repository_root():
     def tfkd(*args):
         return subprocess.run([sys.executable, "-m", "tfkd.cli", "bench", *args], cwd=REPO, capture_output=True,
                               text=True, timeout=60)
 
     out = tfkd("--help")
-    assert out.returncode == 0 and "step_time" in out.stdout and "accuracy" in out.stdout
+    assert out.returncode == 0 and "step_time" in out.stdout and "accuracy" in out.stdout and "teachers" in out.stdout
     out = tfkd("nonexistent")
     assert out.returncode == 2 and "unknown benchmark 'nonexistent'" in out.stderr
