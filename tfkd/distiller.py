@@ -528,6 +528,8 @@ class Distiller(keras.Model):
                                    t_feats, y, self._epoch, training)
         batch_level = [t for t in self.terms if t.batch_level]
         whole = batch.gathered(batch_level) if batch_level else batch
+        per_replica = whole is None  # no gather for this strategy: each replica's share, weighted by the share
+        whole = batch if per_replica else whole
         values, weighted, relational = {}, [], []
         for term in self.terms:
             if term.needs_labels and y is None:
@@ -538,7 +540,8 @@ class Distiller(keras.Model):
             else:
                 value = _weighted_mean(tf.cast(term.compute(batch), tf.float32), sample_weight)
             values[term.name] = _finite(value, f"{term.name} ({type(term).__name__})")
-            (relational if term.batch_level else weighted).append(term.weight_variable * values[term.name])
+            relates = term.batch_level and not per_replica
+            (relational if relates else weighted).append(term.weight_variable * values[term.name])
         soft = tf.add_n(weighted) if weighted else tf.constant(0.0)
         relation = tf.add_n(relational) if relational else tf.constant(0.0)
         reg = _finite(tf.add_n([tf.cast(l, tf.float32) for l in self.student.losses]), "student regularisation") \

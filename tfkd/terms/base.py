@@ -29,16 +29,20 @@ class TermBatch:
     epoch: tf.Tensor
     training: bool = False
 
-    def gathered(self, terms) -> "TermBatch":
+    def gathered(self, terms) -> "TermBatch | None":
         """The batch gathered over all replicas, as far as the batch-level ``terms`` read it (differentiable).
 
         Under tf.distribute a batch-level term (DIST, RKD, SP) must see the global batch to give the value one
         device would. The gradient flows into this replica's own slice only, so the Distiller adds batch-level
-        values unscaled by the replica's share and the sum over replicas is the one-device gradient.
+        values unscaled by the replica's share and the sum over replicas is the one-device gradient. Replicas
+        are gathered within one host (MirroredStrategy); for other strategies this returns None and the Distiller
+        computes batch-level terms on each replica's own share, weighted like per-example terms.
         """
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return self
+        if not isinstance(tf.distribute.get_strategy(), tf.distribute.MirroredStrategy):
+            return None
         t_names = {n for term in terms for n in term.feature_layers()[0]}
         s_names = {n for term in terms for n in term.feature_layers()[1]}
 
