@@ -8,9 +8,10 @@ training). Logit methods learn from teacher logits computed once and cached, so 
 NoKD epoch costs; feature methods run the live teacher. Then **function matching** (Beyer et al., 2022, "patient
 and consistent": a live teacher and the student see the same random view of every batch, with mixup, at T=1 and
 alpha=1, over a longer schedule ``--fm-epochs``), with its own label-only baseline trained for the same longer
-schedule, so the comparison stays fair. Optional ``--sweep`` over temperature x alpha (seed 0). The best
-distilled student is exported to TFLite and validated against Keras. The report says plainly whether each method
-won or lost against labels alone.
+schedule, so the comparison stays fair. Optional ``--sweep`` over temperature x alpha (seed 0). The student with
+the best validation accuracy, labels-only arms included (``--export-arm`` chooses otherwise), is exported to TFLite
+and validated against Keras. The report says plainly whether each method won or lost against labels alone, and
+says first when the exported distilled student scored below labels-only training.
 
 Example:
 
@@ -58,6 +59,9 @@ class Config(RecipeConfig):
     fm_epochs: int = field(60, "function-matching arm: epochs (patient: longer than --epochs)")
     fm_noise: str = field("none", "function-matching arm: view noise besides mixup (none, simple, randaugment)")
     fm_mixup: float = field(0.2, "function-matching arm: mixup Beta parameter (0 = off)")
+    export_arm: str = field("best", "which student to export (seed 0): best (highest final validation accuracy, "
+                                    "NoKD included), best_distilled (the distilled arm with the highest one), or an "
+                                    "arm: nokd, a --methods name, nokd_long or fm")
 
     def validate(self):
         super().validate()
@@ -81,6 +85,10 @@ class Config(RecipeConfig):
         if unknown or not self.methods or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods={','.join(self.methods)} must be distinct names from {', '.join(known)}; "
                              f"unknown: {', '.join(unknown) or 'none'}.")
+        arms = ["nokd", *self.methods] + (["nokd_long", "fm"] if self.function_matching else [])
+        if self.export_arm not in ("best", "best_distilled", *arms):
+            raise ValueError(f"export_arm={self.export_arm!r}; expected best, best_distilled or one of this run's "
+                             f"arms: {', '.join(arms)}.")
         if self.fm_epochs <= 0 or self.fm_mixup < 0 or self.fm_noise not in ("simple", "randaugment", "none"):
             raise ValueError(f"fm_epochs={self.fm_epochs} must be > 0, fm_mixup={self.fm_mixup} >= 0 and "
                              f"fm_noise={self.fm_noise!r} one of simple, randaugment, none.")
@@ -169,12 +177,57 @@ def run(cfg: Config, ctx) -> dict:
 
     labels = _labels(cfg)
     labels = {arm: label for arm, label in labels.items() if arm in results}
-    best_arm = max([a for a in results if not a.startswith("nokd")],
-                   key=lambda arm: np.mean([r["accuracy"] for r in results[arm]]))
+    best_arm = _export_choice(cfg, results)
     export_info = ctx.stage("export", lambda: common.export_stage(cfg, ctx, data, f"{best_arm}_seed0")) \
         if cfg.export else None
 
     return _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info)
+
+
+def _final_val(result) -> float:
+    """The final epoch's validation accuracy of one arm's run (the model that was saved)."""
+    values = result.get("history", {}).get("val_accuracy") or [float("nan")]
+    return float(values[-1])
+
+
+def _export_choice(cfg, results) -> str:
+    """The arm exported: chosen on validation, never on the test set the report then scores it on.
+
+    ``best``: the highest mean final validation accuracy over seeds, labels-only arms included (a distilled student
+    that does worse than NoKD is not worth shipping); ``best_distilled``: the same among distilled arms; else the arm
+    named. Ties go to the earlier arm (NoKD first).
+    """
+    if cfg.export_arm not in ("best", "best_distilled"):
+        return cfg.export_arm
+    candidates = [a for a in results if cfg.export_arm == "best" or not a.startswith("nokd")]
+    return max(candidates, key=lambda arm: np.nanmean([_final_val(r) for r in results[arm]]))
+
+
+def _baseline_arm(arm) -> str:
+    """Labels-only training at the same budget as ``arm`` (function matching trains for --fm-epochs)."""
+    return "nokd_long" if arm == "fm" else "nokd"
+
+
+def _export_lines(cfg, results, labels, best_arm) -> list:
+    """The report's first lines: which student was exported, why, and whether it lost to labels only."""
+    val = float(np.nanmean([_final_val(r) for r in results[best_arm]]))
+    rule = {"best": "the highest validation accuracy of all arms, NoKD included",
+            "best_distilled": "the highest validation accuracy of the distilled arms"}.get(
+        cfg.export_arm, f"--export-arm {cfg.export_arm}")
+    test = results[best_arm][0]["accuracy"]
+    lines = [f"Exported student: {labels[best_arm]}, seed 0, chosen by {rule} (validation {val:.4f}; test "
+             f"{test:.4f})."]
+    if best_arm.startswith("nokd"):
+        lines[0] += " No distilled arm beat labels-only training on validation."
+        return lines
+    base = _baseline_arm(best_arm)
+    base_test = results[base][0]["accuracy"]
+    if test < base_test:
+        lines.insert(0, f"WARNING: the exported distilled student ({labels[best_arm]}, seed 0) scored {test:.4f} on "
+                        f"the test set, BELOW labels-only training at the same budget ({labels[base]}, seed 0: "
+                        f"{base_test:.4f}, {(test - base_test) * 100:+.2f} points). Distillation did not pay off "
+                        "here; --export-arm nokd exports the labels-only student.")
+    return lines
 
 
 def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info):
@@ -184,7 +237,7 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
     rows = [["Teacher " + (Path(cfg.teacher).name if cfg.teacher.endswith(".keras") else cfg.teacher), f"{teacher_info['accuracy']:.4f}", f"{teacher_info['describe']['params']:,}",
              f"{teacher_info['describe']['flops']:,}", "", ""]]
     def baseline(arm):  # each distilled arm is compared with labels-only training at the same budget
-        return np.mean(acc["nokd_long"]) if arm == "fm" else nokd
+        return np.mean(acc[_baseline_arm(arm)])
 
     for arm, label in labels.items():
         delta = (np.mean(acc[arm]) - baseline(arm)) * 100
@@ -192,6 +245,7 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
                      f"{student_desc['flops']:,}", f"{delta:+.2f}" if not arm.startswith("nokd") else "—",
                      mean_std([r["agreement"] for r in results[arm]])])
     summary = [
+        *(_export_lines(cfg, results, labels, best_arm) if export_info else []),
         f"{data.summary}",
         f"teacher {cfg.teacher}: test accuracy {teacher_info['accuracy']:.4f}; student {cfg.student} has "
         f"{student_desc['params'] / max(teacher_info['describe']['params'], 1):.2f}x the teacher's parameters and "
@@ -203,6 +257,9 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
             "tied label-only training at the same budget" if delta == 0 else
             f"LOST to label-only training at the same budget by {-delta:.2f} points")
         summary.append(f"{labels[arm]} {verdict} (mean of {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}).")
+    for arm in results:
+        for note in dict.fromkeys(n for r in results[arm] for n in r.get("notes", [])):
+            summary.append(f"{labels[arm]}: {note}.")
     tables = [{"title": "Accuracy on the test set",
                "columns": ["model", "accuracy", "params", "FLOPs/example", "Δ vs NoKD, same epochs (points)",
                            "agreement with teacher"],
@@ -223,20 +280,27 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
                                  f"{e['agreement']:.4f}", f"{e['max_abs_diff']:.3g}", f"{e['latency_ms']:.3f}"]
                                 for e in export_info["formats"]]})
     histories = {labels[arm]: results[arm][0]["history"] for arm in results}
+    teacher_name = Path(cfg.teacher).name if cfg.teacher.endswith(".keras") else cfg.teacher
     figures = [
         {"title": "validation accuracy", "path": ctx.relative(plots.curves(
             histories, "val_accuracy", ctx.path("plots", "curves_val_accuracy.png"), "Student validation accuracy"))},
-        {"title": "training loss", "path": ctx.relative(plots.curves(
-            histories, "loss", ctx.path("plots", "curves_loss.png"), "Student training loss"))},
-        {"title": "comparison", "path": ctx.relative(plots.bars(
-            ["teacher"] + [labels[a].split(" (")[0] for a in results],
+        # Comparable across arms: the label cross-entropy on the validation set (a Distiller's total loss adds a
+        # T^2-scaled distillation term, which a labels-only arm does not have).
+        {"title": "validation cross-entropy", "path": ctx.relative(plots.curves(
+            histories, ["val_hard_loss", "val_loss"], ctx.path("plots", "curves_loss.png"),
+            "Student validation cross-entropy on the labels (the hard loss)", "validation cross-entropy"))},
+        {"title": "comparison", "path": ctx.relative(plots.comparison(
+            [f"teacher {teacher_name}"] + [labels[a] for a in results],
             [teacher_info["accuracy"]] + [float(np.mean(acc[a])) for a in results],
             [0.0] + [float(np.std(acc[a], ddof=1)) if len(acc[a]) > 1 else 0.0 for a in results],
-            ctx.path("plots", "comparison.png"), "Test accuracy", "accuracy"))},
+            [1] + [len(acc[a]) for a in results],
+            ctx.path("plots", "comparison.png"), f"Test accuracy, student {cfg.student}", "test accuracy",
+            reference=labels["nokd"]))},
     ]
-    teacher_name = Path(cfg.teacher).name if cfg.teacher.endswith(".keras") else cfg.teacher
     return {"title": f"compress: {teacher_name} -> {cfg.student} on {cfg.dataset}", "summary": summary,
             "tables": tables, "figures": figures,
             "results": {"teacher": teacher_info, "arms": results, "sweep": sweep_rows, "export": export_info,
-                        "best_arm": best_arm}}
+                        "best_arm": best_arm, "export_arm": best_arm,
+                        "val_accuracy": {arm: float(np.nanmean([_final_val(r) for r in rs]))
+                                         for arm, rs in results.items()}}}
 
