@@ -47,6 +47,8 @@ def _parser():
                    help="let TF (Flex) ops into TFLite files; they then need the Flex delegate to run")
     p.add_argument("--unsafe", action="store_true",
                    help="load the model with safe_mode=False (runs Lambda-layer code: only for files you trust)")
+    p.add_argument("--verbose", action="store_true",
+                   help="keep TensorFlow's own logging (the tfkd command quiets it; see tfkd.console)")
     return p
 
 

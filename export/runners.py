@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfkd import console
+
 __all__ = ["load_runner", "format_of", "TFLiteRunner", "SavedModelRunner", "OnnxRunner"]
 
 
@@ -71,7 +73,8 @@ class TFLiteRunner:
         """Run one prepared batch; returns the raw output tensor (what an app gets before dequantizing)."""
         if self._batch != len(prepared):
             self.interpreter.resize_tensor_input(self.input["index"], list(prepared.shape), strict=False)
-            self.interpreter.allocate_tensors()
+            with console.quiet_native():  # LiteRT announces its XNNPACK delegate on stderr
+                self.interpreter.allocate_tensors()
             self._batch = len(prepared)
         self.interpreter.set_tensor(self.input["index"], prepared)
         self.interpreter.invoke()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfkd import console
 from tfkd.export.atomic import write_bytes
 from tfkd.export.loading import as_float32, load_model, single_input_shape
 
@@ -111,7 +112,8 @@ def convert_saved_model(saved_dir, *, input_shape, quantize: str = "none", repre
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
     _configure(converter, quantize, io_dtype, calibration, allow_flex_ops)
     try:
-        return converter.convert()
+        with console.quiet_native():  # the converter prints "fully_quantize: ..." whatever the log level
+            return converter.convert()
     except Exception as err:
         ops, where = _unsupported_ops(str(err))
         if ops:

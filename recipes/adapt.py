@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import numpy as np
 
+from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
 from tfkd.recipes.domains import (DomainConfig, DomainData, clone, export_stage, load_domains, scores,
                                   train_source_model)
@@ -90,7 +91,8 @@ def _adapt_stage(cfg, ctx, d: DomainData, arm, seed):
     _, history = training.train_distilled(
         teacher, student, x, None, alpha=1.0, temperature=temperature, distill_loss=loss, epochs=epochs,
         batch_size=cfg.batch_size, lr=cfg.lr, validation_data=((d.test_target, d.test_source), d.y_test),
-        checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose))
+        checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose),
+        callbacks=progress(ctx, name, epochs))
     ctx.save_model(student, name)
     return {**scores(student, d), "history": history}
 

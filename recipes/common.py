@@ -50,6 +50,55 @@ def load_data(cfg) -> Data:
                 splits.y_test.astype("int32"), tuple(splits.input_shape), int(splits.num_classes), summary)
 
 
+def progress(ctx, name, epochs) -> list:
+    """The callbacks that show a training's progress: a :class:`tfkd.progress.StageProgress` bar (in place on a
+    terminal; in a log its one-line summary joins the stage's closing line), or none with ``--verbose``, where
+    Keras's own per-epoch bars show."""
+    if ctx.verbose:
+        return []
+    from tfkd.progress import StageProgress
+
+    return [StageProgress(name, epochs, on_summary=getattr(ctx, "stage_note", None))]
+
+
+# Training-set label metrics of a Distiller that trains on mixed images (mixup): the label belongs to one of the two
+# images, so these measure nothing about the student. Renamed, so no reader takes them for accuracy; validation
+# metrics (clean images) keep their names.
+MIXED_VIEW_METRICS = {"accuracy": "mixed_view_accuracy", "hard_loss": "mixed_view_hard_loss"}
+MIXED_VIEW_NOTE = ("training-set accuracy and hard_loss are computed on mixed (mixup) images against the label of "
+                   "one of the two images, so they are logged as mixed_view_accuracy and mixed_view_hard_loss and "
+                   "mean nothing about the student; val_accuracy and val_hard_loss are on clean images")
+
+
+def mixes(augment) -> bool:
+    """Whether an ``augment`` layer (see :func:`tfkd.augment.layer`) mixes images (mixup)."""
+    from tfkd.augment import MixUp
+
+    stack = [augment]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, MixUp):
+            return True
+        stack.extend(getattr(layer, "layers", []))
+    return False
+
+
+def mixed_view_metrics():
+    """A callback renaming :data:`MIXED_VIEW_METRICS` in every epoch's logs (history, CSV, TensorBoard, progress).
+
+    Placed first among a ``fit``'s callbacks, every later callback sees the new names.
+    """
+    import keras
+
+    class MixedViewMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for old, new in MIXED_VIEW_METRICS.items():
+                if logs is not None and old in logs:
+                    logs[new] = logs.pop(old)
+
+    return MixedViewMetrics()
+
+
 def describe(model) -> dict:
     from tfkd import models
 
@@ -72,7 +121,7 @@ def teacher_stage(cfg, ctx, data: Data, name="teacher", spec=None, epochs=None, 
     spec = spec or cfg.teacher
     if spec.endswith(".keras"):
         # safe_mode, and "truncated or corrupted" for a damaged archive where Keras would say "File not found"
-        from tfkd.export.loading import load_model
+        from tfkd.loading import load_model
 
         teacher = load_model(spec, safe_mode=True)
         source = f"loaded from {spec}"
@@ -83,7 +132,8 @@ def teacher_stage(cfg, ctx, data: Data, name="teacher", spec=None, epochs=None, 
         training.train_supervised(teacher, data.x_fit, data.y_fit, epochs=epochs or cfg.teacher_epochs,
                                   batch_size=cfg.batch_size, lr=cfg.lr, validation_data=(data.x_val, data.y_val),
                                   checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name,
-                                  verbose=int(ctx.verbose))
+                                  verbose=int(ctx.verbose),
+                                  callbacks=progress(ctx, name, epochs or cfg.teacher_epochs))
         source = f"trained here from {spec}"
     path = ctx.save_model(teacher, name)
     return {"accuracy": training.accuracy(teacher, data.x_test, data.y_test), "describe": describe(teacher),
@@ -140,11 +190,16 @@ def student_stage(cfg, ctx, data: Data, name, seed, *, teacher=None, temperature
     epochs = epochs or cfg.epochs
     common = dict(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, checkpoint_dir=ctx.checkpoint_dir(name),
                   log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose))
+    notes = []
     if teacher is None:
         history = training.train_supervised(student, data.x_fit, data.y_fit, label_smoothing=label_smoothing,
-                                            validation_data=(data.x_val, data.y_val), **common)
+                                            validation_data=(data.x_val, data.y_val),
+                                            callbacks=progress(ctx, name, epochs), **common)
     else:
         callbacks = []
+        if augment is not None and mixes(augment):
+            callbacks.append(mixed_view_metrics())
+            notes.append(MIXED_VIEW_NOTE)
         if alpha_decay_start is not None and epochs >= 2:
             # alpha holds until `begin`, then falls linearly to 0 at the last epoch.
             begin = min(int(alpha_decay_start * (epochs - 1)), epochs - 2)
@@ -164,12 +219,13 @@ def student_stage(cfg, ctx, data: Data, name, seed, *, teacher=None, temperature
             extra["terms"], extra["hard_weight"] = kd_terms.method_terms(
                 method, live, student, temperature=temperature if temperature is not None else 4.0,
                 alpha=alpha if alpha is not None else 0.5, epochs=epochs)
+        callbacks += progress(ctx, name, epochs)
         _, history = training.train_distilled(live, student, x, data.y_fit, temperature=temperature, alpha=alpha,
                                               distill_loss=distill_loss, validation_data=val, callbacks=callbacks,
                                               **common, **extra)
     pred = student.predict(data.x_test, verbose=0, batch_size=512).argmax(-1)
     result = {"accuracy": float(np.mean(pred == data.y_test)), "history": history, "describe": describe(student),
-              "seed": seed, "taught_by": taught_by}
+              "seed": seed, "taught_by": taught_by, "notes": notes}
     result["agreement"] = float(np.mean(pred == teacher_test_pred)) if teacher_test_pred is not None else None
     if keep_model:
         result["path"] = ctx.save_model(student, name)

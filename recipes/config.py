@@ -197,23 +197,25 @@ def from_dict(cls, data: dict):
 
 
 def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Each help string ends with its "(default: ...)" here; ArgumentDefaultsHelpFormatter would add a second one.
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="YAML or JSON file with config keys (flags override it)")
     parser.add_argument("--out", help="run directory (default: runs/<recipe>-<timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run: finished stages are not redone")
-    parser.add_argument("--verbose", action="store_true", help="show Keras progress bars inside stages")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own logging and Keras's per-epoch progress bars inside stages")
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         tp, is_list, _ = _base_type(_hints(cls)[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_ = f.metadata.get("help", "")
+        if "(default:" not in help_:  # a help string may say its default in its own words
+            shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) if is_list else default
+            help_ += f" (default: {shown})"
         if tp is bool and not is_list:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_
-                                + f" (default: {default})")
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
             parser.add_argument(flag, dest=f.name, default=None, metavar=_type_name(cls, f.name).upper().replace(
-                " ", "_"), help=help_ + f" (default: {default})")
+                " ", "_"), help=help_)
     return parser
 
 

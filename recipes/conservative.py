@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import numpy as np
 
+from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
 from tfkd.recipes.domains import (FewLabelConfig, clone, export_stage, load_domains,
                                   scores, target_labels, train_source_model)
@@ -55,7 +56,7 @@ def _adapt(cfg, ctx, d, seed, conservative):
     name = f"{'conservative' if conservative else 'finetune'}_seed{seed - cfg.seed}"
     common = dict(epochs=cfg.epochs, batch_size=min(cfg.batch_size, len(x)), lr=cfg.lr,
                   checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name,
-                  verbose=int(ctx.verbose))
+                  verbose=int(ctx.verbose), callbacks=progress(ctx, name, cfg.epochs))
     if conservative:
         # The frozen original model, on the same target inputs, is the teacher.
         training.train_distilled(clone(source, trainable=False), model, x, y, alpha=cfg.alpha,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import numpy as np
 
+from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
 from tfkd.recipes.domains import DomainConfig, DomainData, clone, export_stage, load_domains, scores, train_source_model
 from tfkd.recipes.report import mean_std
@@ -77,7 +78,8 @@ def _dann_stage(cfg, ctx, d: DomainData, seed):
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss={"label": ce, "domain": ce})
     name = f"dann_seed{seed - cfg.seed}"
     history = training.fit(model, x, y, sample_weight=sw, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                           callbacks=[schedules.VariableSchedule(reversal.weight, schedules.dann_ramp(cfg.epochs))],
+                           callbacks=[schedules.VariableSchedule(reversal.weight, schedules.dann_ramp(cfg.epochs)),
+                                      *progress(ctx, name, cfg.epochs)],
                            checkpoint_dir=ctx.checkpoint_dir(name),
                            log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose))
     classifier = keras.Model(model.input, model.output["label"])
@@ -95,7 +97,7 @@ def _parallel_stage(cfg, ctx, d: DomainData, seed):
     training.train_distilled(teacher, student, (d.x_target, d.x_source), None, alpha=1.0, distill_loss="mse",
                              temperature=1.0, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                              checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name,
-                             verbose=int(ctx.verbose))
+                             verbose=int(ctx.verbose), callbacks=progress(ctx, name, cfg.epochs))
     ctx.save_model(student, name)
     return scores(student, d)
 

@@ -104,13 +104,14 @@ def train_source_model(cfg, ctx, d: DomainData, name, seed, spec, epochs):
     import keras
 
     from tfkd import models, training
+    from tfkd.recipes.common import progress
 
     keras.utils.set_random_seed(seed)
     model = models.build(spec, d.x_source.shape[1:], d.num_classes, seed=seed)
     history = training.train_supervised(model, d.x_source, d.y, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                         validation_data=(d.test_source, d.y_test),
                                         checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name),
-                                        label=name, verbose=int(ctx.verbose))
+                                        label=name, verbose=int(ctx.verbose), callbacks=progress(ctx, name, epochs))
     ctx.save_model(model, name)
     return {**scores(model, d), "history": history}
 

@@ -17,6 +17,7 @@ import typing
 
 import numpy as np
 
+from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
 from tfkd.recipes.domains import FewLabelConfig, export_stage, load_domains, scores, target_labels, train_source_model
 from tfkd.recipes.report import mean_std
@@ -82,7 +83,7 @@ def _stage(cfg, ctx, d, seed, k):
     name = f"k{k}_seed{seed - cfg.seed}"
     common = dict(batch_size=min(cfg.batch_size, len(x)), log_dir=ctx.log_dir(name), verbose=int(ctx.verbose))
     training.train_supervised(model, x, y, epochs=cfg.epochs, lr=cfg.lr, checkpoint_dir=ctx.checkpoint_dir(name),
-                              label=name, **common)
+                              label=name, callbacks=progress(ctx, name, cfg.epochs), **common)
     frozen_scores = scores(model, d)
     result = {"k": k, "frozen_layers": frozen, "frozen": frozen_scores}
     if cfg.finetune_epochs:
@@ -90,7 +91,7 @@ def _stage(cfg, ctx, d, seed, k):
             layer.trainable = True
         training.train_supervised(model, x, y, epochs=cfg.finetune_epochs, lr=cfg.lr / 10,
                                   checkpoint_dir=ctx.checkpoint_dir(name + "_finetune"), label=name + " finetune",
-                                  **common)
+                                  callbacks=progress(ctx, name + " finetune", cfg.finetune_epochs), **common)
         result["finetuned"] = scores(model, d)
     ctx.save_model(model, name)
     return result

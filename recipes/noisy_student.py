@@ -27,6 +27,7 @@ import typing
 
 import numpy as np
 
+from tfkd.recipes.common import progress
 from tfkd.recipes.config import RecipeConfig, field
 
 NAME = "noisy-student"
@@ -128,7 +129,8 @@ def _teacher_stage(cfg, ctx, d: SemiData):
     model = _build(cfg, cfg.models[0], d, cfg.seed, noisy=True)
     training.train_supervised(model, d.x_lab, d.y_lab, epochs=cfg.teacher_epochs, batch_size=cfg.batch_size,
                               lr=cfg.lr, checkpoint_dir=ctx.checkpoint_dir("iter0"), log_dir=ctx.log_dir("iter0"),
-                              label="iter0 (supervised)", verbose=int(ctx.verbose))
+                              label="iter0 (supervised)", verbose=int(ctx.verbose),
+                              callbacks=progress(ctx, "iter0 (supervised)", cfg.teacher_epochs))
     ctx.save_model(model, "iter0")
     return {"spec": cfg.models[0], **_evaluate(model, d)}
 
@@ -179,7 +181,8 @@ def _student_stage(cfg, ctx, d: SemiData, it, name, noisy):
     student = _build(cfg, cfg.models[it], d, seed, noisy=noisy)
     _, history = training.train_distilled(None, student, ds, epochs=cfg.epochs, alpha=1.0, temperature=1.0,
                                           lr=cfg.lr, checkpoint_dir=ctx.checkpoint_dir(name),
-                                          log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose))
+                                          log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose),
+                                          callbacks=progress(ctx, name, cfg.epochs))
     ctx.save_model(student, name)
     return {"spec": cfg.models[it], "noisy": noisy, "train_examples": int(len(x)), **_evaluate(student, d),
             "history": history}

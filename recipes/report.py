@@ -44,6 +44,15 @@ def to_markdown(report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_brief(report) -> str:
+    """The report for a log: title, summary and first table in Markdown, then what else ``report.md`` holds."""
+    tables, figures = report.get("tables", []), report.get("figures", [])
+    text = to_markdown({"title": report["title"], "summary": report.get("summary", []), "tables": tables[:1]})
+    more = [f"'{t['title']}'" for t in tables[1:]] + ([f"{len(figures)} figure{'s' if len(figures) > 1 else ''}"]
+                                                       if figures else [])
+    return text + (f"\nAlso in report.md: {', '.join(more)}.\n" if more else "")
+
+
 def write(report, run_dir, *, recipe, config, seconds) -> dict:
     import keras
     import tensorflow as tf

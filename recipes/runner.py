@@ -137,6 +137,7 @@ class RunContext:
             "config": config_lib.to_dict(config) if config is not None else None, "stages": {}}
         io.remove_stale_temp_files(self.dir)
         self._planned = []
+        self._notes = []  # one-line summaries of the trainings in the stage under way (see stage_note)
         self._models = {}  # models built in this process, so a finished stage's model is not reloaded from disk
 
     def _read_state(self, path):
@@ -191,22 +192,40 @@ class RunContext:
     def done(self, name) -> bool:
         return self.state["stages"].get(name, {}).get("status") == "done"
 
+    def stage_note(self, text):
+        """A one-line summary of a training inside the stage under way; in a log it joins the stage's last line."""
+        self._notes.append(text.strip())
+
     def stage(self, name, fn):
-        """Run ``fn()`` as stage ``name`` unless it finished before; returns its (JSON-able) result."""
+        """Run ``fn()`` as stage ``name`` unless it finished before; returns its (JSON-able) result.
+
+        On a terminal a stage prints a header, its progress bars (redrawn in place) and a closing line; in a log
+        (stdout not a terminal) it prints one line when it ends, with the summary of each training it ran.
+        """
         index = self._planned.index(name) + 1 if name in self._planned else len(self.state["stages"]) + 1
         total = max(len(self._planned), index)
         elapsed = _clock(time.time() - self.t0)
         if self.done(name):
             print(f"[{index}/{total}] {name}: done in an earlier session, skipped  [{elapsed}]", flush=True)
             return self.state["stages"][name]["result"]
-        print(f"[{index}/{total}] {name} ...  [{elapsed}]", flush=True)
+        interactive = _interactive()
+        if interactive:
+            print(f"[{index}/{total}] {name} ...  [{elapsed}]", flush=True)
         started = time.time()
-        result = json.loads(json.dumps(fn(), default=io._jsonable))  # as state.json will hold it
+        self._notes = []
+        try:
+            result = json.loads(json.dumps(fn(), default=io._jsonable))  # as state.json will hold it
+        except BaseException:
+            if not interactive:  # the error that follows needs the stage it happened in
+                print(f"[{index}/{total}] {name}: failed after {_clock(time.time() - started)}", flush=True)
+            raise
         self.state["stages"][name] = {"status": "done", "result": result, "seconds": round(time.time() - started, 2),
                                       "config_sha256": self.config_sha,
                                       "digest": _digest(name, self.config_sha, result)}
         io.write_json(self.dir / _STATE, self.state)
-        print(f"[{index}/{total}] {name}: finished in {_clock(time.time() - started)}", flush=True)
+        notes = "" if interactive or not self._notes else " | " + " | ".join(self._notes)
+        print(f"[{index}/{total}] {name}: finished in {_clock(time.time() - started)}{notes}"
+              + ("" if interactive else f"  [{_clock(time.time() - self.t0)}]"), flush=True)
         return result
 
     # -- models --------------------------------------------------------------------------------------------------
@@ -220,10 +239,18 @@ class RunContext:
 
     def load_model(self, name):
         if name not in self._models:
-            from tfkd.export.loading import load_model  # safe_mode, and a clear error for a damaged archive
+            from tfkd.loading import load_model  # safe_mode, and a clear error for a damaged archive
 
             self._models[name] = load_model(self.dir / "models" / f"{name}.keras", safe_mode=True)
         return self._models[name]
+
+
+def _interactive() -> bool:
+    """Whether stdout is a terminal (progress redrawn in place) rather than a log or a pipe (one line a stage)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _clock(seconds):
@@ -384,7 +411,8 @@ def _execute(module, cfg, run_dir, verbose):
 
         paths = report_lib.write(report, work_dir, recipe=recipe, config=config_lib.to_dict(cfg),
                                  seconds=time.time() - ctx.t0)
-        print(report_lib.to_markdown(report), flush=True)
+        # A log gets the summary and the main table; report.md has everything (a terminal shows it all, as ever).
+        print(report_lib.to_markdown(report) if _interactive() else report_lib.to_brief(report), flush=True)
         print(f"report: {paths['markdown']}  (JSON: {paths['json']})", flush=True)
     finally:
         distribute.release_worker_dir(work_dir, run_dir, strategy)
@@ -439,7 +467,7 @@ def preflight(cfg):
     shape, classes = tuple(splits.input_shape), int(splits.num_classes)
     for name, spec in refs:
         if spec.endswith(".keras"):
-            from tfkd.export.loading import load_model
+            from tfkd.loading import load_model
 
             model = load_model(spec, safe_mode=True)
             got_shape, got_classes = tuple(model.input_shape[1:]), model.output_shape[-1]

@@ -64,6 +64,32 @@ class Config(RecipeConfig):
             raise ValueError(f"family={self.family!r}; expected plain_cnn, resnet_cifar, mlp or mobile_cnn.")
 
 
+def tflite_facts(model, latency=False) -> dict:
+    """Float32 and int8 TFLite sizes (and float32 latency) of ``model``; weights' values do not change the size.
+
+    The ``measure`` of :class:`tfkd.tuning.DistilledStudent` for budgets on TFLite size or latency.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from tfkd.export import benchmark, to_tflite
+
+    facts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        f32 = Path(tmp) / "f32.tflite"
+        to_tflite(model, f32, quantize="none")
+        facts["float32_bytes"] = f32.stat().st_size
+        i8 = Path(tmp) / "i8.tflite"
+        rep = np.random.default_rng(0).random((16, *model.input_shape[1:]), dtype=np.float32)
+        to_tflite(model, i8, quantize="int8", representative_data=rep)
+        facts["int8_bytes"] = i8.stat().st_size
+        if latency:
+            facts["latency_ms"] = float(benchmark(f32, num_threads=1, runs=30, warmup=5)["latency_median_ms"])
+    return facts
+
+
 def budget(cfg):
     from tfkd.tuning import Budget
 
@@ -76,7 +102,8 @@ def student_search_stage(cfg, ctx, data, caches):
     space = tuning.SearchSpace(cfg.family, tuple(cfg.depths), tuple(cfg.width_multipliers), tuple(cfg.mlp_widths),
                                tuple(cfg.mlp_layers), tuple(cfg.temperatures), tuple(cfg.alphas))
     hm = tuning.DistilledStudent(space, caches.fit, caches.val, data, budget=budget(cfg), temperature=cfg.temperature,
-                                 alpha=cfg.alpha, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
+                                 alpha=cfg.alpha, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                                 measure=tflite_facts)
     tuner = tuning.make_tuner(cfg.tuner, hm, directory=ctx.dir / "tuner", max_trials=cfg.max_trials,
                               max_epochs=cfg.max_epochs, seed=cfg.seed)
     tuner.search(epochs=cfg.max_epochs, verbose=int(ctx.verbose))  # resumes from ctx.dir/tuner after a kill

@@ -39,6 +39,9 @@ _LAZY = {
     "distribute": "tfkd.distribute",
     "augment": "tfkd.augment",
     "pseudo": "tfkd.pseudo",
+    "progress": "tfkd.progress",
+    "loading": "tfkd.loading",
+    "console": "tfkd.console",
 }
 
 __all__ = ["__version__", *_LAZY]

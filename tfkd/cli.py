@@ -45,20 +45,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if ns.command not in SUBCOMMANDS:
         parser.error(f"unknown sub-command {ns.command!r}; expected one of: {', '.join(SUBCOMMANDS)}")
+    if "--verbose" not in ns.args:
+        from tfkd import console
+
+        console.quiet()  # before any sub-command imports TensorFlow; --verbose keeps its logging
+    if ns.command == "bench":
+        return _bench(ns.args)
     module_name, _ = SUBCOMMANDS[ns.command]
-    if module_name.split(".")[0] == "benchmarks":
-        # benchmarks/ is not installed: `tfkd bench` runs from the repository root, as its help says.
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != "benchmarks":
-            raise
-        print(f"tfkd {ns.command}: no benchmarks/ folder in {os.getcwd()}; run it from the tfkd repository root.",
-              file=sys.stderr)
-        return 2
+    module = importlib.import_module(module_name)
     return int(module.main(ns.args) or 0)
 
+
+def _bench(args) -> int:
+    """``tfkd bench``: a launcher for ``benchmarks/``, which is not installed and runs from the repository root.
+
+    It runs ``python -m benchmarks args`` in a child process, whose own rules put the current directory first on
+    its path; this process's ``sys.path`` is left alone.
+    """
+    import subprocess
+    from pathlib import Path
+
+    if not (Path.cwd() / "benchmarks" / "__init__.py").is_file():
+        print(f"tfkd bench: no benchmarks/ folder in {os.getcwd()}; run it from the tfkd repository root "
+              "(benchmarks/ is part of the repository, not of the installed package).", file=sys.stderr)
+        return 2
+    try:
+        return subprocess.call([sys.executable, "-m", "benchmarks", *args])
+    except KeyboardInterrupt:  # the child got the same Ctrl-C and reports it itself
+        return 130
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -162,8 +162,8 @@ def fit(model, x, y=None, *, epochs, batch_size=None, validation_data=None, samp
     ckpt = EpochCheckpoint(checkpoint_dir, history, guard) if checkpoint_dir is not None else None
     if ckpt is not None:
         cbs.append(ckpt)
-    if label is not None and not verbose:
-        cbs.append(_StageProgress(label, epochs))
+    if label is not None and not verbose and not any(getattr(c, "shows_progress", False) for c in callbacks):
+        cbs.append(_StageProgress(label, epochs))  # a tfkd.progress.StageProgress given in callbacks replaces it
     try:
         result = model.fit(x, y, epochs=epochs, initial_epoch=done, batch_size=batch_size, shuffle=shuffle,
                            validation_data=validation_data, sample_weight=sample_weight, callbacks=cbs,

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -67,24 +65,6 @@ class SearchSpace:
                          "mobile_cnn.")
 
 
-def tflite_facts(model, latency=False) -> dict:
-    """Float32 and int8 TFLite sizes (and float32 latency) of ``model``; weights' values do not change the size."""
-    from tfkd.export import benchmark, to_tflite
-
-    facts = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        f32 = Path(tmp) / "f32.tflite"
-        to_tflite(model, f32, quantize="none")
-        facts["float32_bytes"] = f32.stat().st_size
-        i8 = Path(tmp) / "i8.tflite"
-        rep = np.random.default_rng(0).random((16, *model.input_shape[1:]), dtype=np.float32)
-        to_tflite(model, i8, quantize="int8", representative_data=rep)
-        facts["int8_bytes"] = i8.stat().st_size
-        if latency:
-            facts["latency_ms"] = float(benchmark(f32, num_threads=1, runs=30, warmup=5)["latency_median_ms"])
-    return facts
-
-
 def _kt():
     import keras_tuner
 
@@ -100,11 +80,21 @@ class DistilledStudent(_hypermodel_base()):
 
     ``fit_cache``/``val_cache`` are :class:`tfkd.teachers.TeacherCache` objects for ``data.x_fit``/``data.x_val``
     (any object with ``x_fit, y_fit, x_val, y_val, input_shape, num_classes``).
+
+    ``measure(model, latency) -> dict`` gives a candidate's TFLite facts (``float32_bytes``, ``int8_bytes`` and,
+    when ``latency`` is true, ``latency_ms``); it is needed only when ``budget`` limits a TFLite size or latency.
+    Converting is export's business, so this module takes it as an argument: ``tfkd run tune`` passes
+    :func:`tfkd.recipes.tune.tflite_facts` (built on :mod:`tfkd.export`).
     """
 
     def __init__(self, space: SearchSpace, fit_cache, val_cache, data, *, budget=Budget(), temperature=4.0,
-                 alpha=0.5, lr=1e-3, batch_size=64, seed=0):
+                 alpha=0.5, lr=1e-3, batch_size=64, seed=0, measure=None):
         super().__init__(name="distilled_student", tunable=True)
+        if budget.needs_tflite() and not callable(measure):
+            raise ValueError(f"budget={budget} limits a TFLite size or latency, so measure= must be a function "
+                             f"(model, latency) -> dict of TFLite facts; got {measure!r}. Pass "
+                             "tfkd.recipes.tune.tflite_facts, or drop the TFLite limits from the budget.")
+        self.measure = measure
         self.space, self.fit_cache, self.val_cache, self.data = space, fit_cache, val_cache, data
         self.budget, self.temperature, self.alpha, self.lr = budget, temperature, alpha, lr
         self.batch_size, self.seed = batch_size, seed
@@ -123,7 +113,7 @@ class DistilledStudent(_hypermodel_base()):
         student = models.build(spec, self.data.input_shape, self.data.num_classes, seed=self.seed, **options)
         facts = {"spec": spec, **options, "params": int(models.describe(student)["params"])}
         if self.budget.needs_tflite():
-            facts.update(tflite_facts(student, latency=self.budget.max_latency_ms is not None))
+            facts.update(self.measure(student, latency=self.budget.max_latency_ms is not None))
         reason = over_budget(facts, self.budget)
         if reason and reason != "latency":
             # Refused before any training: keras-tuner marks the trial failed and moves on.
@@ -149,7 +139,7 @@ class DistilledStudent(_hypermodel_base()):
 
         facts = {"params": int(models.describe(distiller.student)["params"])}
         if self.budget.max_latency_ms is not None:
-            facts.update(tflite_facts(distiller.student, latency=True))
+            facts.update(self.measure(distiller.student, latency=True))
         return {**facts, "feasible": over_budget(facts, self.budget) is None}
 
 
