@@ -12,7 +12,7 @@ accuracy beside it; the paired deltas compare arms of the same seed (same initia
 Every arm's result is cached under ``benchmarks/results/runs/methods/`` (git-ignored), so a killed run resumes at
 the next arm. Beside the table: the published CIFAR-100 ResNet32x4 -> ResNet8x4 numbers, a different budget.
 
-Run:  python -m benchmarks.methods                    (about an hour on 2 CPU cores; results/methods.{json,md})
+Run:  python -m benchmarks.methods                    (30-60 min on 2 CPU cores; results/methods.{json,md})
       python -m benchmarks.methods --smoke --out /tmp/m   (tiny budget: checks the script still runs)
 """
 
@@ -40,7 +40,7 @@ LABELS = {"nokd": "NoKD (labels only)", "kd": "KD (T=4, alpha=0.9)", "kd_std": "
 # standardisation papers' tables (CRD's table for FitNet, AT). A different budget: the ordering orients only.
 PUBLISHED = {"nokd": 72.50, "kd": 73.33, "fitnet": 73.50, "at": 73.44, "crd": 75.51, "dkd": 76.32, "dist": 76.31,
              "kd_std": 76.62, "rkd": 71.90, "sp": 72.94}
-BUDGET = {"teacher": "fashion_mnist", "student": "plain_cnn:2", "n_fit": 20000, "epochs": 10, "batch_size": 128,
+BUDGET = {"teacher": "fashion_mnist", "student": "plain_cnn:2", "n_fit": 5000, "epochs": 10, "batch_size": 128,
           "lr": 1e-3, "seeds": 3}
 SMOKE = {"teacher": "fashion_mnist", "student": "plain_cnn:2", "n_fit": 256, "epochs": 1, "batch_size": 64,
          "lr": 1e-3, "seeds": 1}
@@ -180,8 +180,8 @@ def main(argv=None) -> int:
     key = json.dumps({**budget, "teacher_fingerprint": info.get("fingerprint", info.get("test_accuracy"))},
                      sort_keys=True)
     results = {m: [] for m in methods}
-    for seed in range(budget["seeds"]):
-        for method in methods:
+    for method in methods:  # method by method: a partial run already gives whole rows (--methods renders a subset)
+        for seed in range(budget["seeds"]):
             path = arm_dir / f"{method}_seed{seed}.json"
             if path.exists() and json.loads(path.read_text()).get("key") == key:
                 results[method].append(json.loads(path.read_text())["result"])

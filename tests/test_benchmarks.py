@@ -16,7 +16,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
-from benchmarks import accuracy, export_students, step_time, teachers  # noqa: E402
+from benchmarks import accuracy, export_students, methods, step_time, teachers  # noqa: E402
 from tfkd import training  # noqa: E402
 
 
@@ -108,6 +108,21 @@ def test_teachers_smoke_trains_once_then_reuses_the_cached_teacher(tmp_path, dat
     with pytest.raises(RuntimeError, match="other settings"):
         teachers.load_teacher("fashion_mnist", data_dir=".", cache_dir=cache,
                               settings={**teachers.SMOKE["fashion_mnist"], "epochs": 2})
+
+
+def test_methods_smoke_reports_each_method_against_nokd_and_resumes_from_its_cache(tmp_path, data_dir):
+    args = ["--smoke", "--methods", "kd,dist,at", "--out", str(tmp_path), "--data-dir", str(data_dir)]
+    assert methods.main(args) == 0
+    result = json.loads((tmp_path / "methods.json").read_text())
+    assert [r["method"] for r in result["rows"]] == ["nokd", "kd", "dist", "at"]
+    for row in result["rows"][1:]:
+        assert row["delta_vs_nokd"]["n"] == 1 and all(0.0 <= a <= 1.0 for a in row["test_accuracies"])
+    assert len(result["verdicts"]) == 3 and "published CIFAR-100" in (tmp_path / "methods.md").read_text()
+    cached = sorted(p.name for p in (tmp_path / "runs" / "methods" / "smoke").glob("*.json"))
+    assert cached == ["at_seed0.json", "dist_seed0.json", "kd_seed0.json", "nokd_seed0.json"]
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "methods" / "smoke").glob("*.json")}
+    assert methods.main(args) == 0  # every arm is read back, none retrained
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
 def test_tfkd_bench_routes_to_the_benchmarks_from_the_repository_root():
