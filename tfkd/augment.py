@@ -52,6 +52,7 @@ def make(kind="randaugment", *, magnitude=0.3, num_ops=2, mixup=0.0, seed=0):
     def apply(batch):
         return noise(batch, training=True)
 
+    apply.layer = noise  # its seed generators, for tfkd.rng.epoch_keyed to re-seed every epoch
     return apply
 
 

@@ -580,7 +580,8 @@ def as_dataset(x, y=None, batch_size: int = 128, shuffle: bool = False, seed: in
 
     ``x`` may be one array or a tuple of arrays of the same length (e.g. the ``(x_target, x_source)`` views of
     domain adaptation); without ``y`` each element is ``(x,)``, which Keras reads as inputs only. ``shuffle``
-    reshuffles every epoch, in the same order for the same ``seed``.
+    reshuffles every epoch, in an order that depends only on ``seed`` and the epoch (:func:`tfkd.rng.epoch_keyed`;
+    :func:`tfkd.training.fit` tells the dataset its epoch, so a resumed run sees the same orders).
 
     Example:
 
@@ -600,9 +601,11 @@ def as_dataset(x, y=None, batch_size: int = 128, shuffle: bool = False, seed: in
     if y is not None and len(y) != n:
         raise ValueError(f"y has {len(y)} labels but x has {n} examples; they must match.")
     inputs = tuple(x) if isinstance(x, (tuple, list)) else x
+    if shuffle:  # the order of epoch e depends on (seed, e) only, so a run resumed by tfkd.training.fit replays it
+        from tfkd import rng
+
+        return rng.epoch_keyed(inputs, y, batch_size=batch_size, seed=seed, drop_remainder=drop_remainder)
     ds = tf.data.Dataset.from_tensor_slices((inputs,) if y is None else (inputs, y))
-    if shuffle:
-        ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(int(batch_size), drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 

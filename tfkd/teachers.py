@@ -134,19 +134,24 @@ class TeacherCache:
 
         ``student_transform`` (a batch -> batch callable, e.g. a ``keras.layers.RandAugment``) noises the
         student's view only, every epoch anew, while the logits stay those the teacher gave the clean inputs:
-        Noisy Student's "teacher labels clean, student learns noised".
+        Noisy Student's "teacher labels clean, student learns noised". Order and noise depend only on ``seed`` and
+        the epoch (:func:`tfkd.rng.epoch_keyed`; the noise is exact on resume when ``student_transform`` is a Keras
+        layer or comes from :func:`tfkd.augment.make`).
         """
+        from tfkd import rng
+
         features = self.inputs(x)
-        ds = tf.data.Dataset.from_tensor_slices((features, y) if y is not None else (features,))
-        if shuffle:
-            ds = ds.shuffle(min(self.num_examples, 50_000), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
+        transform = None
         if student_transform is not None:
             def noise(features, *rest):
                 return ({**features, STUDENT_KEY: student_transform(features[STUDENT_KEY])}, *rest)
 
-            ds = ds.map(noise, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+            # The layer behind the noise (tfkd.augment.make keeps it as .layer) owns the seed generators that
+            # rng.epoch_keyed re-seeds from the epoch, so a resumed run draws the same noise.
+            owner = getattr(student_transform, "layer", student_transform)
+            transform = (noise, owner if isinstance(owner, keras.layers.Layer) else None)
+        # Order and noise are functions of (seed, epoch), told by tfkd.training.fit: resuming replays them exactly.
+        return rng.epoch_keyed(features, y, batch_size=batch_size, seed=seed, shuffle=shuffle, transform=transform)
 
     def save(self, path):
         """Write the logits, their hash and the inputs' fingerprint to an ``.npz`` file (no pickle), atomically."""

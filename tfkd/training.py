@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfkd import distribute, io
+from tfkd import distribute, io, rng
 
 _STATE = "state.json"
 _WEIGHTS = "last.weights.h5"
@@ -81,8 +81,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
             io.require_space(weights_path, io.h5_bytes_estimate(self.model), "the epoch checkpoint")
             with io.atomic_path(weights_path) as tmp:
                 self.model.save_weights(tmp)
-            # The state file is written last: it only ever points at complete weights.
-            io.write_json(weights_path.with_name(_STATE), {"epochs_done": epoch + 1, "history": self.history})
+            # The state file is written last: it only ever points at complete weights. It also holds the seed
+            # generators' states (Dropout, augmentation, MixUp), which save_weights leaves out, so a resumed run
+            # draws the very random numbers the uninterrupted one would have.
+            io.write_json(weights_path.with_name(_STATE), {"epochs_done": epoch + 1, "history": self.history,
+                                                           "seed_states": rng.seed_states(self.model)})
+
+
+class _EpochKey(keras.callbacks.Callback):
+    """Tells an epoch-keyed dataset (:func:`tfkd.rng.epoch_keyed`) its epoch, before Keras iterates it."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rng.set_epoch(self.dataset, epoch)
 
 
 class _StageProgress(keras.callbacks.Callback):
@@ -121,6 +135,11 @@ def load_checkpoint(model, checkpoint_dir):
         size = weights.stat().st_size if weights.exists() else 0
         raise ValueError(f"checkpoint {weights} ({size:,} bytes) could not be loaded ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:200]}): {fix}.") from None
+    if "seed_states" in state:  # absent in checkpoints written before tfkd saved them
+        try:
+            rng.restore_seed_states(model, state["seed_states"])
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"checkpoint state {state_path}: {err}; {fix}.") from None
     return epochs_done, history
 
 
@@ -152,6 +171,8 @@ def fit(model, x, y=None, *, epochs, batch_size=None, validation_data=None, samp
             print(f"  {label or model.name}: resuming at epoch {done + 1}/{epochs} from {checkpoint_dir}", flush=True)
     guard = _EpochGuard()
     cbs = [*callbacks, guard]
+    if hasattr(x, rng.EPOCH_ATTR):  # its order and noise are those of the epoch, in a resumed run too
+        cbs.insert(0, _EpochKey(x))
     if log_dir is not None and distribute.is_chief(getattr(model, "distribute_strategy", None)):
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
