@@ -354,7 +354,8 @@ def _markdown(result) -> str:
               "logits out. The student alone: labels only, no augmentation, the same schedule and split, the budget "
               "the distillation arms use.", "",
               "| teacher | dataset | params | epochs | augmentation | val acc | test acc | student alone (same split, "
-              "its budget) | student val / test | lead (points) | train time (teacher + student; a resumed run: its last part) |",
+              "its budget) | student val / test | lead (points) | "
+              "train time (teacher + student; a resumed run: its last part) |",
               "|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|"]
     for name, entry in result["datasets"].items():
         t = entry["teacher"]
