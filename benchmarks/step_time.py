@@ -264,7 +264,7 @@ def _note(r) -> list[str]:
         f"ms + distillation extras {extras:+.1f} ms (Keras's built-in: {keras_extras:+.1f} ms). The extras (soft "
         "loss, tfkd's checks and metrics) are lost in the noise; a negative value means the live step is cheaper "
         "than its pieces timed apart: in one step the teacher's forward and the student's forward are independent "
-        "ops that TensorFlow runs side by side on the two cores, and the per-call overhead is paid once, not twice. "
+        "ops that TensorFlow runs side by side on the cores, and the per-call overhead is paid once, not twice. "
         f"A step inside the best `fit` epoch costs {loop['tfkd_live']:+.1f} ms against a `train_on_batch` call "
         f"({loop['student_only']:+.1f} ms for the student alone; negative: `fit`'s compiled loop pays less per step "
         "than separate calls do).",
@@ -352,12 +352,10 @@ def to_markdown(result) -> str:
     if probe:
         lines += ["## Input pipeline: why the arms read tf.data with autotuning off", "",
                   f"Pipeline of the timings above: **{result['pipeline']}**. With numpy arrays, `fit` builds a "
-                  "tf.data pipeline with autotuning on. With it, some epochs end exactly at 1.26-1.31 s, 2.59 s or "
-                  "5.21 s whatever their work (the probe's epoch times are in step_time.json), i.e. at "
-                  "the wake-ups of tf.data's autotuning thread, whose optimisation period starts at 10 ms and "
-                  "doubles (10 ms x 2^7 = 1.28 s, 2.56 s, 5.12 s); an epoch that finishes while that thread sleeps "
-                  "seems to return only at its next wake-up (inferred from these timings and from the probe below, "
-                  "not traced in TensorFlow's code). It hits every arm alike, at random, so medians of a few rounds "
+                  "tf.data pipeline with autotuning on. tf.data's autotuning thread wakes at periods that start at "
+                  "10 ms and double (1.28 s, 2.56 s, 5.12 s, ...); an epoch that finishes while that thread sleeps "
+                  "seems to return only at its next wake-up (inferred from timings, not traced in TensorFlow's "
+                  f"code). {_wakeup_sentence(probe)} It hits every arm alike, at random, so medians of a few rounds "
                   "swing by tens of percent. The probe times the same student-only epoch "
                   f"({result['pairs'][0]['pair']}) interleaved three ways:", "",
                   "| pipeline | best (s) | median (s) | epochs > 1.15 x best |", "|---|---|---|---|"]
@@ -369,7 +367,17 @@ def to_markdown(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary_note(pairs) -> list[str]:
+def _wakeup_sentence(probe) -> str:
+    """How many probed epochs ended within 3 % of an autotuning wake-up (10 ms x 2^k), counted, not assumed."""
+    wakeups = [0.01 * 2 ** k for k in range(6, 12)]
+    counts = {}
+    for name, v in probe.items():
+        counts[name] = (sum(any(abs(t - w) <= 0.03 * w for w in wakeups) for t in v["times_s"]), len(v["times_s"]))
+    return "In the probe below, the epochs that ended within 3 % of such a wake-up: " + "; ".join(
+        f"{name}: {k} of {n}" for name, (k, n) in counts.items()) + " (epoch times in step_time.json)."
+
+
+def _summary_note(pairs, cores) -> list[str]:
     """The general reading of the two profiles (the per-pair lines carry the numbers)."""
     out = []
     for r in pairs:
@@ -381,7 +389,7 @@ def _summary_note(pairs) -> list[str]:
                    f"together {parts / total:.0%}"
                    + (" (over 100%: inside the live step they partly overlap)." if parts / total > 1.005 else "."))
     out += [
-        "- The step is bound by the two models' convolutions, which run in oneDNN kernels on the 2 cores; the "
+        f"- The step is bound by the two models' convolutions, which run in oneDNN kernels on the {cores} cores; the "
         "distillation arithmetic (two softmaxes and a KL over 10 classes per example, tfkd's finite-value and "
         "logits checks, the agreement metric) is within the per-call noise of a step. A live-teacher epoch therefore "
         "costs the student's training plus the teacher's inference, and tfkd and Keras's built-in, which do the "
@@ -421,7 +429,7 @@ def main(argv=None) -> int:
         stem = "step_time_smoke" if args.smoke else "step_time"
         out = Path(args.out) if args.out else _common.RESULTS
         result = io.read_json(out / f"{stem}.json")
-        result["summary_note"] = _summary_note(result["pairs"])
+        result["summary_note"] = _summary_note(result["pairs"], result["env"]["cpu_cores"])
         _common.write(out, stem, result, to_markdown(result))
         return 0
     import keras
@@ -444,7 +452,7 @@ def main(argv=None) -> int:
               "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
               "pipeline": args.pipeline, "targets": TARGETS, "pairs": pairs, "autotune_probe": probe,
-              "summary_note": _summary_note(pairs)}
+              "summary_note": _summary_note(pairs, env["cpu_cores"])}
     out = _common.out_dir(args.out, args.smoke)
     markdown = to_markdown(result)
     paths = _common.write(out, "step_time_smoke" if args.smoke else "step_time", result, markdown)

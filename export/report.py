@@ -84,7 +84,8 @@ def markdown(rows: list[dict]) -> str:
     for row in rows:
         if "size_bytes" not in row:
             why = row.get("skipped") or row.get("error") or "not exported"
-            cells = [str(row.get("format", "")), str(row.get("quantize", "")), _one_line(why)] + [""] * (len(COLUMNS) - 3)
+            cells = [str(row.get("format", "")), str(row.get("quantize", "")), _one_line(why)]
+            cells += [""] * (len(COLUMNS) - 3)
         else:
             cells = ["" if row.get(key) is None else fmt(row[key]) for key, _, fmt in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")

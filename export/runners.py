@@ -33,7 +33,8 @@ def format_of(path) -> str:
     if path.is_file() and path.suffix == ".onnx":
         return "onnx"
     raise ValueError(f"exported_path={str(path)!r} is not an exported model: expected a .tflite file, a SavedModel "
-                     "directory (with saved_model.pb) or an .onnx file" + ("" if path.exists() else "; it does not exist")
+                     "directory (with saved_model.pb) or an .onnx file"
+                     + ("" if path.exists() else "; it does not exist")
                      + ".")
 
 

@@ -68,7 +68,7 @@ def save_weights_npz(model, path) -> Path:
 
 
 def _load_weights_npz(model, path):
-    """Set ``model``'s weights from :func:`save_weights_npz` output; every key and shape must match, or nothing is set."""
+    """Set ``model``'s weights from :func:`save_weights_npz` output; every key and shape must match, or none is set."""
     with np.load(path, allow_pickle=False) as stored:
         stored = dict(stored)
     assignments = []
@@ -399,8 +399,9 @@ def main(argv: list[str] | None = None) -> int:
                         "dense_gzip_bytes": rows[0]["gzip_bytes"], "pruned_gzip_bytes": pruned_row["gzip_bytes"],
                         "pruned_gzip_ratio": pruned_row["gzip_bytes"] / rows[0]["gzip_bytes"],
                         "pruned_int8_gzip_ratio": rows[3]["gzip_bytes"] / rows[0]["gzip_bytes"]})
-    settings = {"spec": args.spec, "epochs": args.epochs, "frozen_bn": not args.train_bn, "temperature": args.temperature, "alpha": args.alpha,
-                "lr": args.lr, "batch_size": args.batch_size, "n_train": int(len(x_train)),
+    settings = {"spec": args.spec, "epochs": args.epochs, "frozen_bn": not args.train_bn,
+                "temperature": args.temperature, "alpha": args.alpha, "lr": args.lr,
+                "batch_size": args.batch_size, "n_train": int(len(x_train)),
                 "n_test": int(len(x_test)), "seed": args.seed, "tfmot": tfmot.__version__,
                 "seconds": round(time.time() - start, 1),
                 "keras3_imported": sys.modules.get("keras") is not None or "keras.src" in sys.modules}

@@ -44,13 +44,6 @@ class Config(DomainConfig):
     adapter_epochs: int = field(5, "input adapter epochs")
     temperature: float = field(2.0, "temperature of the KL arm")
 
-    def validate(self):
-        super().validate()
-        if min(self.teacher_epochs, self.epochs, self.adapter_epochs) <= 0:
-            raise ValueError("teacher_epochs, epochs and adapter_epochs must be > 0.")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature} must be > 0.")
-
 
 ARMS = ("teacher", "adapted_kl", "adapted_mse", "input_adapter", "two_domain")
 

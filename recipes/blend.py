@@ -44,10 +44,6 @@ class Config(RecipeConfig):
             raise ValueError(f"teachers={self.teachers} needs at least two teachers to blend.")
         if self.ensemble_space not in ("probs", "logits"):
             raise ValueError(f"ensemble_space={self.ensemble_space!r}; expected 'probs' or 'logits'.")
-        if self.temperature <= 0 or not 0 <= self.alpha <= 1:
-            raise ValueError(f"temperature={self.temperature} must be > 0 and alpha={self.alpha} in [0, 1].")
-        if self.teacher_epochs <= 0 or self.epochs <= 0:
-            raise ValueError("teacher_epochs and epochs must be > 0.")
 
 
 def run(cfg: Config, ctx) -> dict:

@@ -65,22 +65,16 @@ def progress(ctx, name, epochs) -> list:
 # images, so these measure nothing about the student. Renamed, so no reader takes them for accuracy; validation
 # metrics (clean images) keep their names.
 MIXED_VIEW_METRICS = {"accuracy": "mixed_view_accuracy", "hard_loss": "mixed_view_hard_loss"}
-MIXED_VIEW_NOTE = ("training-set accuracy and hard_loss are computed on mixed (mixup) images against the label of "
-                   "one of the two images, so they are logged as mixed_view_accuracy and mixed_view_hard_loss and "
-                   "mean nothing about the student; val_accuracy and val_hard_loss are on clean images")
+MIXED_VIEW_NOTE = ("training-set accuracy (against the label of one of the two images) and hard_loss (against the "
+                   "mixed labels) are computed on mixed (mixup) images, so they are logged as mixed_view_accuracy "
+                   "and mixed_view_hard_loss and are not comparable with clean-image numbers; val_accuracy and "
+                   "val_hard_loss are on clean images")
 
 
-def mixes(augment) -> bool:
-    """Whether an ``augment`` layer (see :func:`tfkd.augment.layer`) mixes images (mixup)."""
-    from tfkd.augment import MixUp
+def _mixes(augment) -> bool:
+    from tfkd.augment import mixes
 
-    stack = [augment]
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, MixUp):
-            return True
-        stack.extend(getattr(layer, "layers", []))
-    return False
+    return mixes(augment)
 
 
 def mixed_view_metrics():
@@ -197,7 +191,7 @@ def student_stage(cfg, ctx, data: Data, name, seed, *, teacher=None, temperature
                                             callbacks=progress(ctx, name, epochs), **common)
     else:
         callbacks = []
-        if augment is not None and mixes(augment):
+        if augment is not None and _mixes(augment):
             callbacks.append(mixed_view_metrics())
             notes.append(MIXED_VIEW_NOTE)
         if alpha_decay_start is not None and epochs >= 2:

@@ -63,6 +63,30 @@ class RecipeConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name}={value} must be a positive number of examples, or omitted for all.")
+        _check_shared_knobs(self)
+
+
+# Knobs that many recipes declare (each with its own default and help), checked here once, for whichever declares
+# them: every ``*epochs`` field, and the fields of this table.
+_SHARED_RANGES = {
+    "temperature": ("> 0", lambda v: v > 0),
+    "alpha": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "val_fraction": ("in (0, 0.5)", lambda v: 0 < v < 0.5),
+}
+_EPOCHS_MAY_BE_ZERO = ("finetune_epochs",)  # 0 skips that phase
+
+
+def _check_shared_knobs(cfg):
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name.endswith("epochs") and isinstance(value, int):
+            low = 0 if f.name in _EPOCHS_MAY_BE_ZERO else 1
+            if value < low:
+                raise ValueError(f"{f.name}={value} must be {'>= 0' if low == 0 else '> 0'} (a number of epochs).")
+        elif f.name in _SHARED_RANGES:
+            expected, ok = _SHARED_RANGES[f.name]
+            if not ok(value):
+                raise ValueError(f"{f.name}={value} must be {expected}.")
 
 
 def _positive(cfg, *names):
@@ -202,7 +226,8 @@ def build_parser(cls, prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML or JSON file with config keys (flags override it)")
     parser.add_argument("--out", help="run directory (default: runs/<recipe>-<timestamp>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run: finished stages are not redone")
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own logging and Keras's per-epoch progress bars inside stages")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own logging and Keras's per-epoch progress bars inside stages")
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         tp, is_list, _ = _base_type(_hints(cls)[f.name])

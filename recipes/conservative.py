@@ -36,13 +36,6 @@ class Config(FewLabelConfig):
     alpha: float = field(0.5, "conservative arm: weight of the distillation term")
     temperature: float = field(2.0, "conservative arm: temperature")
 
-    def validate(self):
-        super().validate()
-        if self.epochs <= 0:
-            raise ValueError(f"epochs={self.epochs} must be > 0.")
-        if not 0 <= self.alpha <= 1 or self.temperature <= 0:
-            raise ValueError(f"alpha={self.alpha} must be in [0, 1] and temperature={self.temperature} > 0.")
-
 
 def _adapt(cfg, ctx, d, seed, conservative):
     import keras

@@ -37,8 +37,6 @@ class Config(FewLabelConfig):
         super().validate()
         if any(k < 0 for k in self.k) or not self.k:
             raise ValueError(f"k={self.k} must be a non-empty list of numbers >= 0.")
-        if self.epochs <= 0 or self.finetune_epochs < 0:
-            raise ValueError(f"epochs={self.epochs} must be > 0 and finetune_epochs={self.finetune_epochs} >= 0.")
 
 
 def layer_groups(model):

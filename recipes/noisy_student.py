@@ -67,8 +67,6 @@ class Config(RecipeConfig):
             raise ValueError(f"noise={self.noise!r}; expected randaugment, simple or none.")
         if not 0 <= self.dropout < 1 or not 0 <= self.stochastic_depth < 1:
             raise ValueError("dropout and stochastic_depth must be in [0, 1).")
-        if self.teacher_epochs <= 0 or self.epochs <= 0:
-            raise ValueError("teacher_epochs and epochs must be > 0.")
 
 
 @dataclasses.dataclass

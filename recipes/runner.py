@@ -143,7 +143,7 @@ class RunContext:
     def _read_state(self, path):
         """``state.json``, checked: every finished stage has its result, unedited, under this run's config."""
         where = f"{path}"
-        fix = f"restore it, or start a new run with another --out"
+        fix = "restore it, or start a new run with another --out"
         try:
             state = io.read_json(path)
             stages = state["stages"]

@@ -47,10 +47,6 @@ class Config(RecipeConfig):
             raise ValueError(f"--ta auto needs a chain of at least teacher and student; got {self.chain}.")
         if self.ta == "chain" and len(self.chain) < 3:
             raise ValueError(f"chain={self.chain} needs at least teacher, one assistant and student (3 specs).")
-        if self.temperature <= 0 or not 0 <= self.alpha <= 1:
-            raise ValueError(f"temperature={self.temperature} must be > 0 and alpha={self.alpha} in [0, 1].")
-        if self.teacher_epochs <= 0 or self.epochs <= 0:
-            raise ValueError("teacher_epochs and epochs must be > 0.")
 
     @property
     def student(self):

@@ -44,12 +44,8 @@ class Config(RecipeConfig):
 
     def validate(self):
         super().validate()
-        if self.temperature <= 0 or not 0 <= self.alpha <= 1:
-            raise ValueError(f"temperature={self.temperature} must be > 0 and alpha={self.alpha} in [0, 1].")
         if not 0 < self.label_smoothing < 1:
             raise ValueError(f"label_smoothing={self.label_smoothing} must be in (0, 1).")
-        if self.epochs <= 0 or self.defective_epochs <= 0:
-            raise ValueError("epochs and defective_epochs must be > 0.")
 
 
 ARMS = ("nokd", "label_smoothing", "virtual_teacher", "reversed", "defective", "self")

@@ -389,6 +389,34 @@ def test_augment_gives_teacher_and_student_the_same_random_view(tmp_path):
         tfkd.Distiller(teacher, conv_net(), augment=lambda v: v)
 
 
+
+def test_a_mixing_augment_mixes_the_labels_of_the_hard_loss():
+    """With mixup in ``augment=``, the hard loss is ``lam CE(y) + (1 - lam) CE(y[perm])`` on the mixed view, checked
+    by replaying the same seeded mixup by hand; a label-reading term (DKD) and a MixUp not last are refused."""
+    from tfkd import augment
+
+    rng = np.random.default_rng(0)
+    x = rng.random((16, D)).astype("float32")
+    y = rng.integers(0, C, 16).astype("int32")
+    teacher, student = _mlp(8, seed=1), _mlp(8, seed=2)
+    d = tfkd.Distiller(teacher, student, alpha=0.0, augment=augment.MixUp(0.4, seed=5))
+    d.compile(optimizer=keras.optimizers.SGD(0.0))
+    h = d.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0).history
+    replay = augment.MixUp(0.4, seed=5)
+    mixed, lam, perm = (keras.ops.convert_to_numpy(v) for v in replay.mix(x))
+    logits = keras.ops.convert_to_numpy(student(mixed))
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    ce = lambda labels: -logp[np.arange(16), labels]
+    expected = np.mean(lam * ce(y) + (1 - lam) * ce(y[perm]))
+    assert np.sum((lam > 0.1) & (lam < 0.9)) >= 3  # the batch is really mixed
+    np.testing.assert_allclose(h["hard_loss"][0], expected, rtol=1e-5)
+    assert not np.isclose(expected, np.mean(ce(y)), rtol=1e-3)  # unmixed labels would give another value
+    with pytest.raises(ValueError, match="'dkd' .*mixes images"):
+        tfkd.Distiller(teacher, student, terms=[tfkd.terms.DKD()], augment=augment.layer("none", mixup=0.2))
+    inner_mix = keras.Sequential([augment.MixUp(0.2), keras.layers.Identity()])
+    with pytest.raises(ValueError, match="not its last layer"):
+        tfkd.Distiller(teacher, student, augment=inner_mix)
+
 # --- silent wrong results a careless user could meet (Reliability II, item 8) -----------------------------------
 
 def test_a_nan_pixel_behind_a_relu_stops_plain_fit_before_its_update():

@@ -49,7 +49,8 @@ SCRIPT = textwrap.dedent(
 
     out = {}
     # One MirroredStrategy for both: a second instance in one process reuses collective instance keys.
-    one_device, mirrored = tf.distribute.OneDeviceStrategy("/cpu:0"), tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    one_device = tf.distribute.OneDeviceStrategy("/cpu:0")
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     for kind in ("kd", "terms"):
         out[kind] = {"one": run(one_device, kind), "two": run(mirrored, kind)}
     print("RESULT" + json.dumps(out))

@@ -319,7 +319,8 @@ def test_rkd_distance_uses_the_huber_branch_too():
     np.testing.assert_allclose(np.asarray(losses.rkd_distance(es, et)), _ref_rkd_distance(es, et), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("shape_s,shape_t", [((B, 6, 6, 4), (B, 6, 6, 4)), ((B, 6, 6, 4), (B, 3, 3, 16)), ((B, 12), (B, 5))])
+@pytest.mark.parametrize("shape_s,shape_t",
+                         [((B, 6, 6, 4), (B, 6, 6, 4)), ((B, 6, 6, 4), (B, 3, 3, 16)), ((B, 12), (B, 5))])
 def test_similarity_preserving_matches_authors(shape_s, shape_t):
     fs, ft = _logits(70, shape_s, 1.0), _logits(71, shape_t, 1.0)
     got = np.asarray(losses.similarity_preserving(fs, ft))

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from run_artifacts import artifacts, assert_same
 
 from tfkd.recipes import compress, runner
 from tfkd.recipes.config import from_dict
@@ -115,66 +116,6 @@ def test_resume_of_a_finished_run_redoes_nothing(compress_run):
     assert (out / "models" / "kd_seed0.keras").stat().st_mtime_ns == before
 
 
-def _artifacts(run):
-    """What a run leaves that must not depend on where it was killed: weights, logs, results, exported bytes.
-
-    Timings are left out (the exported model's measured latency, TensorBoard events, report.md's run time).
-    """
-    import hashlib
-    import io
-    import zipfile
-
-    import h5py
-    import numpy as np
-
-    def h5(source):
-        arrays = {}
-        with h5py.File(source, "r") as f:
-            f.visititems(lambda n, o: arrays.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
-        return arrays
-
-    def untimed(value):
-        if isinstance(value, dict):
-            return {k: untimed(v) for k, v in value.items() if k != "latency_ms"}
-        return [untimed(v) for v in value] if isinstance(value, list) else value
-
-    found = {}
-    for path in sorted(p for p in run.rglob("*") if p.is_file() and "/tensorboard/" not in p.as_posix()):
-        rel = path.relative_to(run).as_posix()
-        if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as archive:
-                found[rel] = h5(io.BytesIO(archive.read("model.weights.h5")))
-        elif path.suffix == ".h5":
-            found[rel] = h5(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as z:
-                found[rel] = {k: z[k] for k in z.files}
-        elif path.suffix == ".tflite":
-            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        elif rel == "report.json":
-            found[rel] = untimed(json.loads(path.read_text())["results"])
-        elif rel == "state.json":
-            found[rel] = {k: untimed(v["result"]) for k, v in json.loads(path.read_text())["stages"].items()}
-        elif path.suffix in (".csv", ".json"):
-            found[rel] = path.read_text()
-        else:  # plots, report.md, SavedModel files: present, content not compared
-            found[rel] = None
-    return found
-
-
-def _assert_same(a, b, where=""):
-    import numpy as np
-
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), (where, sorted(set(a) ^ set(b)))
-        for key in a:
-            _assert_same(a[key], b[key], f"{where}/{key}")
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    else:
-        assert a == b, where
-
-
 def _kill_during(proc, ckpt, epochs, timeout=300):
     """SIGKILL the run's process group once ``ckpt`` says 1..epochs-1 epochs are done; returns that count."""
     deadline = time.time() + timeout
@@ -217,7 +158,7 @@ def test_kill_9_mid_stage_then_resume_completes_without_redoing_finished_stages(
     assert (out / "models" / "nokd_seed0.keras").stat().st_mtime_ns == nokd_mtime
     report = json.loads((out / "report.json").read_text())
     assert len(report["results"]["arms"]["fm"][0]["history"]["loss"]) == 3  # nothing finished was lost
-    _assert_same(_artifacts(out), _artifacts(compress_run[0]))
+    assert_same(artifacts(out), artifacts(compress_run[0]))
 
 
 def test_config_is_validated_before_any_training(tmp_path):

@@ -60,3 +60,23 @@ def test_cli_errors_are_clear_and_exit_2(tmp_path, capsys):
     assert "no config.json" in capsys.readouterr().err
     assert runner.main([]) == 0
     assert "compress" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recipe", sorted(runner.RECIPES))
+def test_every_recipe_checks_its_shared_knobs_once_with_the_value(recipe):
+    """Epoch counts, temperature, alpha and val_fraction are checked by one rule, whichever recipe declares them."""
+    import dataclasses
+    import importlib
+
+    cls = importlib.import_module(runner.RECIPES[recipe]).Config
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = {"temperature": (0.0, "must be > 0"), "alpha": (1.5, r"must be in \[0, 1\]"),
+           "val_fraction": (0.7, r"must be in \(0, 0.5\)")}
+    bad.update({n: (-1, r"must be >= 0 \(a number of epochs\)") if n == "finetune_epochs" else
+                (0, r"must be > 0 \(a number of epochs\)") for n in names if n.endswith("epochs")})
+    checked = [n for n in bad if n in names]
+    assert any(n.endswith("epochs") for n in checked), f"{recipe} has no epochs field"
+    for name in checked:
+        value, message = bad[name]
+        with pytest.raises(ValueError, match=rf"^{name}={value} {message}"):
+            config.from_dict(cls, {name: value})

@@ -54,7 +54,8 @@ def test_blend_student_is_taught_by_the_ensemble(tmp_path, data_dir):
     from tfkd.recipes.common import load_data  # the same split as the run
 
     teachers = [keras.models.load_model(out / "models" / f"teacher{i}.keras") for i in (1, 2)]
-    cfg = runner.config_lib.from_dict(tfkd.recipes.blend.Config, json.loads((out / "config.json").read_text())["config"])
+    saved = json.loads((out / "config.json").read_text())["config"]
+    cfg = runner.config_lib.from_dict(tfkd.recipes.blend.Config, saved)
     data = load_data(cfg)
     probs = np.mean([keras.ops.convert_to_numpy(keras.ops.softmax(t.predict(data.x_fit, verbose=0))) for t in teachers],
                     axis=0)

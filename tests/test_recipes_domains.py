@@ -1,4 +1,4 @@
-"""End-to-end tests of the adaptation recipes on real MNIST subsets: artifacts, report rows, one method property each."""
+"""End-to-end tests of the adaptation recipes on real MNIST subsets: artifacts, report rows, a method property each."""
 
 import json
 

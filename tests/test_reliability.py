@@ -9,7 +9,6 @@ multi-stage run at random points: every resume must end with the very same artif
 """
 
 import errno
-import io
 import json
 import os
 import random
@@ -17,13 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import pytest
+from run_artifacts import artifacts, assert_same, h5_arrays
 
 from tfkd import io as tfkd_io
 from tfkd import training
@@ -44,52 +42,6 @@ def _cli(args, **kw):
                             stderr=subprocess.STDOUT, text=True, env=env, **kw)
 
 
-def _h5_arrays(source):
-    arrays = {}
-    with h5py.File(source, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
-
-
-def _artifacts(run: Path) -> dict:
-    """Everything a run leaves that must not depend on where it was interrupted (timings and event files aside)."""
-    found = {}
-    for path in sorted(run.rglob("*")):
-        rel = path.relative_to(run).as_posix()
-        if path.is_dir() or "/tensorboard/" in rel:
-            continue
-        if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as archive:
-                found[rel] = _h5_arrays(io.BytesIO(archive.read("model.weights.h5")))
-        elif path.suffix == ".h5":
-            found[rel] = _h5_arrays(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as z:
-                found[rel] = {k: z[k] for k in z.files}
-        elif path.suffix == ".npy":
-            found[rel] = np.load(path)
-        elif rel == "report.json":
-            found[rel] = json.loads(path.read_text())["results"]
-        elif rel == "state.json":
-            found[rel] = {k: v["result"] for k, v in json.loads(path.read_text())["stages"].items()}
-        elif path.suffix in (".csv", ".json"):
-            found[rel] = path.read_text()
-        else:  # plots, report.md (holds the run time): present, content not compared
-            found[rel] = None
-    return found
-
-
-def _assert_same(a, b, where=""):
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and sorted(a) == sorted(b), (where, sorted(set(a) ^ set(b)))
-        for key in a:
-            _assert_same(a[key], b[key], f"{where}/{key}")
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    else:
-        assert a == b, where
-
-
 def _temp_files(run: Path):
     return [p for p in run.rglob("*") if tfkd_io.is_temp_name(p.name) or p.name.endswith(".tmp.npz")]
 
@@ -101,7 +53,7 @@ def reference(tmp_path_factory):
     proc = _cli([*SMALL, "--out", str(out)])
     stdout, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, stdout[-3000:]
-    return out, _artifacts(out)
+    return out, artifacts(out)
 
 
 def _mlp(seed, width=8, out=3):
@@ -282,7 +234,7 @@ def test_disk_full_mid_run_exits_1_then_resume_ends_like_an_uninterrupted_run(re
     assert json.loads((out / "checkpoints" / "kd_seed0" / "state.json").read_text())["epochs_done"] == 1
     assert not _temp_files(out)
     assert runner.main(["--resume", str(out)]) == 0
-    _assert_same(_artifacts(out), reference[1])
+    assert_same(artifacts(out), reference[1])
 
 
 # ------------------------------------------------------------------------------------------- tfkd run input
@@ -381,7 +333,7 @@ def _check_consistent(out):
                 assert (out / rel).exists(), (stage, rel)
     for ckpt in (out / "checkpoints").glob("*/state.json"):
         json.loads(ckpt.read_text())
-        assert _h5_arrays(ckpt.with_name("last.weights.h5"))
+        assert h5_arrays(ckpt.with_name("last.weights.h5"))
 
 
 def test_sigkill_at_random_points_always_resumes_to_the_same_artifacts(reference, tmp_path):
@@ -404,7 +356,7 @@ def test_sigkill_at_random_points_always_resumes_to_the_same_artifacts(reference
         stdout, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, (where, stdout[-3000:])
         assert not _temp_files(out), where
-        _assert_same(_artifacts(out), reference[1], where)
+        assert_same(artifacts(out), reference[1], where)
 
 
 # ------------------------------------------------------------------------------- resume is bound to its config
@@ -504,6 +456,6 @@ def test_a_real_full_disk_ends_in_one_line_and_resumes_like_an_uninterrupted_run
         proc = _cli(["--resume", str(out)])
         stdout, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, stdout[-3000:]
-        _assert_same(_artifacts(out), reference[1])
+        assert_same(artifacts(out), reference[1])
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)

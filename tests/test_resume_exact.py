@@ -106,7 +106,7 @@ def test_noisy_pipeline_resumes_bit_identically_and_reshuffles_every_epoch(tmp_p
 def test_noisy_student_killed_mid_student_resumes_to_the_same_artifacts(tmp_path, data_dir):
     """``tfkd run noisy-student`` (RandAugment noise, Dropout, shuffled cached targets) killed in the student's
     training and resumed ends with the uninterrupted run's weights, logs and report numbers."""
-    from test_recipe_compress import _artifacts, _assert_same
+    from run_artifacts import artifacts, assert_same
 
     args = ["noisy-student", "--dataset", "mnist", "--n-train", "600", "--n-test", "200", "--labeled-fraction",
             "0.25", "--models", "plain_cnn:2,plain_cnn:2", "--iterations", "1", "--no-ablation", "--teacher-epochs",
@@ -139,4 +139,4 @@ def test_noisy_student_killed_mid_student_resumes_to_the_same_artifacts(tmp_path
     assert f"resuming at epoch {killed_at + 1}/4" in stdout
     ref_out, _ = ref.communicate(timeout=300)
     assert ref.returncode == 0, ref_out[-3000:]
-    _assert_same(_artifacts(out), _artifacts(reference))
+    assert_same(artifacts(out), artifacts(reference))

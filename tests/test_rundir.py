@@ -6,7 +6,6 @@ cases that need a finished run (edited ``config.json``/``state.json``/cache, tru
 """
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess

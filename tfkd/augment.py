@@ -56,6 +56,36 @@ def make(kind="randaugment", *, magnitude=0.3, num_ops=2, mixup=0.0, seed=0):
     return apply
 
 
+def mixes(augment) -> bool:
+    """Whether an ``augment`` layer (e.g. from :func:`layer`) contains a :class:`MixUp` anywhere inside."""
+    stack = [augment]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, MixUp):
+            return True
+        stack.extend(getattr(layer, "layers", []))
+    return False
+
+
+def split_mixup(augment):
+    """(layers applied before mixing, the final :class:`MixUp` or None) of an ``augment`` layer.
+
+    Labels can be mixed along with the images only when mixup comes last (as :func:`layer` builds it): the layer
+    itself, or the last layer of a ``keras.Sequential`` with no other MixUp inside. Anything else that mixes raises.
+    """
+    if isinstance(augment, MixUp):
+        return [], augment
+    layers = list(getattr(augment, "layers", []))
+    if layers and isinstance(layers[-1], MixUp) and not any(mixes(inner) for inner in layers[:-1]) \
+            and isinstance(augment, _keras().Sequential):
+        return layers[:-1], layers[-1]
+    if mixes(augment):
+        raise ValueError(f"augment={augment.name!r} mixes images with a MixUp that is not its last layer, so the "
+                         "labels cannot be mixed along with the images. Put MixUp last in a keras.Sequential (as "
+                         "tfkd.augment.layer(..., mixup=a) does), or train without labels (pure function matching).")
+    return None, None
+
+
 def _keras():
     import keras
 
@@ -66,8 +96,9 @@ def _keras():
 class MixUp(_keras().layers.Layer):
     """Mixes each image with another of the batch: ``lam * x + (1 - lam) * x[perm]``, ``lam ~ Beta(a, a)``.
 
-    Image-only mixup, for function matching: the teacher labels the mixed image itself, so no label mixing is
-    needed. Identity at inference.
+    For function matching the teacher labels the mixed image itself. Labels, where a hard loss uses them, must be
+    mixed the same way: :class:`tfkd.Distiller` does it (``lam * loss(y) + (1 - lam) * loss(y[perm])``) through
+    :meth:`mix`, which also returns ``lam`` and ``perm``. Identity at inference.
     """
 
     def __init__(self, alpha=0.2, seed=None, **kwargs):
@@ -77,9 +108,8 @@ class MixUp(_keras().layers.Layer):
         self.alpha, self.seed = float(alpha), seed
         self.seed_generator = _keras().random.SeedGenerator(seed)
 
-    def call(self, inputs, training=False):
-        if not training:
-            return inputs
+    def mix(self, inputs):
+        """(mixed batch, ``lam`` of shape [batch], ``perm``): example i is ``lam[i] x[i] + (1 - lam[i]) x[perm[i]]``."""
         K = _keras()
         n = K.ops.shape(inputs)[0]
         shape = [n] + [1] * (len(inputs.shape) - 1)
@@ -87,7 +117,12 @@ class MixUp(_keras().layers.Layer):
         g2 = K.random.gamma(shape, self.alpha, seed=self.seed_generator)
         lam = K.ops.cast(g1 / (g1 + g2), inputs.dtype)
         perm = K.random.shuffle(K.ops.arange(n), seed=self.seed_generator)
-        return lam * inputs + (1.0 - lam) * K.ops.take(inputs, perm, axis=0)
+        return lam * inputs + (1.0 - lam) * K.ops.take(inputs, perm, axis=0), K.ops.reshape(lam, [-1]), perm
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        return self.mix(inputs)[0]
 
     def compute_output_shape(self, input_shape):
         return input_shape

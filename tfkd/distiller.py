@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfkd import augment as kd_augment
 from tfkd import losses as kd_losses
 from tfkd import terms as kd_terms
 from tfkd.features import FeatureExtractor
@@ -173,7 +174,9 @@ class Distiller(keras.Model):
 
     ``augment`` (a Keras layer, e.g. ``tfkd.augment.layer("simple", mixup=0.2)``) makes one random view of each
     training batch that teacher *and* student see: "consistent teaching" / function matching (Beyer et al., 2022).
-    It needs a live teacher on the student's input (no cached logits, no separate teacher view).
+    It needs a live teacher on the student's input (no cached logits, no separate teacher view). When it ends in
+    :class:`tfkd.augment.MixUp`, the hard loss mixes the labels as the images were mixed
+    (``lam * loss(y) + (1 - lam) * loss(y[perm])``); terms that read the ground-truth class (DKD) are refused.
 
     Metrics: ``loss``, ``hard_loss``, one ``<term name>_loss`` per term (unweighted value; ``kd_loss`` for the
     shorthand), ``agreement`` (teacher-student top-1 agreement) and the metrics given to ``compile``. If a loss term
@@ -237,6 +240,17 @@ class Distiller(keras.Model):
         num_classes = _output_dim(student)
         terms, hard_weight = self._resolve_terms(terms, hard_weight, temperature, alpha, distill_loss, num_classes)
         self.terms = terms
+        # Mixup as the last step of augment: its labels are mixed along with the images (see _augment). Not tracked
+        # attributes: the layers belong to (and are saved with) self.augment.
+        pre_mix, mixup = kd_augment.split_mixup(augment) if augment is not None else (None, None)
+        object.__setattr__(self, "_pre_mix", pre_mix)
+        object.__setattr__(self, "_mixup", mixup)
+        if mixup is not None:
+            for term in terms:
+                if term.needs_labels:
+                    raise ValueError(f"term {term.name!r} ({type(term).__name__}) reads the ground-truth class, but "
+                                     f"augment={augment.name!r} mixes images, whose class is then two classes. Use "
+                                     "an augment without mixup, or a term that needs no labels (KD, DIST, ...).")
         self._hard_weight = self.add_weight(shape=(), initializer=keras.initializers.Constant(hard_weight),
                                             trainable=False, name="hard_weight")
         self._epoch = self.add_weight(shape=(), initializer="zeros", trainable=False, name="epoch")
@@ -507,8 +521,11 @@ class Distiller(keras.Model):
             f"< 0, but the student outputs {num_classes} logits. Check the labels or the student's num_classes. "
             "Largest label:", tf.reduce_max(yi)])
 
-    def _distillation_losses(self, y, student_logits, teacher_logits, s_feats, t_feats, sample_weight, training):
+    def _distillation_losses(self, y, student_logits, teacher_logits, s_feats, t_feats, sample_weight, training,
+                             mix=None):
         """(per-example part, batch-level part, {term name: value}, hard); a NaN/inf term aborts the step.
+
+        ``mix`` = (lam, perm) of a mixup view: the hard loss is then ``lam loss(y) + (1 - lam) loss(y[perm])``.
 
         The per-example part (hard loss, per-example terms, regularisation) is this replica's batch mean; the
         batch-level part (relational terms) is computed on the global batch. The total loss is their sum.
@@ -559,7 +576,12 @@ class Distiller(keras.Model):
             y = y[:, None]  # binary labels [batch] against [batch, 1] logits, not a broadcast [batch, batch]
         # Loss.call gives per-example values; Loss.__call__ would also divide by the replica count under
         # tf.distribute, which must happen once, on the total (see train_step), not hidden in one term.
-        per_example_hard = tf.cast(self._hard_loss_fn(y, s).call(y, s), tf.float32)
+        loss_fn = self._hard_loss_fn(y, s)
+        per_example_hard = tf.cast(loss_fn.call(y, s), tf.float32)
+        if mix is not None:
+            lam, perm = tf.cast(mix[0], tf.float32), mix[1]
+            other = tf.cast(loss_fn.call(tf.gather(y, perm), s), tf.float32)
+            per_example_hard = lam * per_example_hard + (1.0 - lam) * other
         hard = _finite(_weighted_mean(per_example_hard, sample_weight), "hard (label)")
         return self._hard_weight * hard + soft + reg, relation, values, hard
 
@@ -581,18 +603,25 @@ class Distiller(keras.Model):
                                              self.agreement_tracker)}
 
     def _augment(self, xs, xt, cached):
+        """(student view, teacher view, mix): one random view for both; ``mix`` = (lam, perm) when it mixes images."""
         if self.augment is None:
-            return xs, xt
+            return xs, xt, None
         if cached is not None or xt is not xs:
             raise ValueError("augment= makes one view for teacher and student, so it needs a live teacher on the "
                              "student's input: not cached teacher logits and not a separate teacher view.")
-        view = self.augment(xs, training=True)
-        return view, view
+        if self._mixup is None:
+            view = self.augment(xs, training=True)
+            return view, view, None
+        view = xs
+        for layer in self._pre_mix:
+            view = layer(view, training=True)
+        view, lam, perm = self._mixup.mix(view)
+        return view, view, (lam, perm)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         xs, xt, cached = self._split_inputs(x)
-        xs, xt = self._augment(xs, xt, cached)
+        xs, xt, mix = self._augment(xs, xt, cached)
         t_logits, t_feats = self._teacher_outputs(xt, cached)
         variables = self.trainable_variables
         # Gradients are summed over replicas: weight this replica's mean by its share of the global batch, so the
@@ -602,7 +631,7 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             s_logits, s_feats = self._student_outputs(xs, training=True)
             local, relation, values, hard = self._distillation_losses(y, s_logits, t_logits, s_feats, t_feats,
-                                                                      sample_weight, True)
+                                                                      sample_weight, True, mix=mix)
             # Relational terms: their gradient reaches each replica through its own slice of the global batch.
             scaled = self.optimizer.scale_loss(local * share + relation)
         total = local + relation

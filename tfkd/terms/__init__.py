@@ -23,6 +23,5 @@ from tfkd.terms.methods import FEATURE_METHODS, LOGIT_METHODS, METHODS, method_t
 from tfkd.terms.pairs import auto_pairs
 
 __all__ = ["Attention", "BinaryKD", "DIST", "DKD", "FEATURE_METHODS", "FeatureAdapter", "FeatureTerm", "Hint", "KD",
-           "LOGIT_METHODS", "LogitMSE", "RKD",
-           "METHODS", "SimilarityPreserving", "SoftLoss", "TemperatureTerm", "Term", "TermBatch", "auto_pairs", "method_terms",
-           "needs_live_teacher"]
+           "LOGIT_METHODS", "LogitMSE", "METHODS", "RKD", "SimilarityPreserving", "SoftLoss", "TemperatureTerm",
+           "Term", "TermBatch", "auto_pairs", "method_terms", "needs_live_teacher"]
