@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfkd import augment as kd_augment
 from tfkd import losses as kd_losses
+from tfkd import precision
 from tfkd import terms as kd_terms
 from tfkd.features import FeatureExtractor
 from tfkd.teachers import LOGITS_KEY, STUDENT_KEY, TEACHER_KEY, TeacherEnsemble
@@ -22,6 +23,23 @@ _LOGIT_LOSSES = {
     "categorical_crossentropy": lambda: keras.losses.CategoricalCrossentropy(from_logits=True),
     "binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(from_logits=True),
 }
+
+
+def _sample_inputs(x, n=512):
+    """Up to ``n`` student inputs from a fit's ``x`` (array, or a dataset's first batches), or None."""
+    if isinstance(x, tf.data.Dataset):
+        out = []
+        for batch in x.take(max(1, n // 32)):
+            first = batch[0] if isinstance(batch, tuple) else batch
+            if isinstance(first, (tuple, dict)):
+                return None
+            out.append(np.asarray(first))
+            if sum(len(o) for o in out) >= n:
+                break
+        return np.concatenate(out)[:n] if out else None
+    if isinstance(x, np.ndarray) or tf.is_tensor(x):
+        return np.asarray(x[:n])
+    return None
 
 
 def _weighted_mean(per_example, sample_weight):
@@ -178,6 +196,12 @@ class Distiller(keras.Model):
     :class:`tfkd.augment.MixUp`, the hard loss mixes the labels as the images were mixed
     (``lam * loss(y) + (1 - lam) * loss(y[perm])``); terms that read the ground-truth class (DKD) are refused.
 
+    ``teacher_dtype`` runs the teacher's forward in reduced precision (``"bfloat16"`` on CPUs with fast bf16
+    kernels, ``"float16"`` on GPUs; see :mod:`tfkd.precision`): a frozen copy computes in that type, its outputs
+    are cast to float32, and every loss stays float32. ``"auto"`` times the candidates against float32 on the first
+    ``fit``'s inputs and keeps one only if it is faster and agrees with float32 (``teacher_precision_report`` says
+    what was measured). The default, float32, reproduces the teacher exactly.
+
     Metrics: ``loss``, ``hard_loss``, one ``<term name>_loss`` per term (unweighted value; ``kd_loss`` for the
     shorthand), ``agreement`` (teacher-student top-1 agreement) and the metrics given to ``compile``. If a loss term
     becomes NaN or infinite, training stops with :class:`NonFiniteLossError` naming the term, and the update that
@@ -201,8 +225,10 @@ class Distiller(keras.Model):
     """
 
     def __init__(self, teacher, student, *, terms=None, hard_weight=None, temperature=None, alpha=None,
-                 distill_loss=None, teacher_weights=None, ensemble_space="logits", augment=None, **kwargs):
+                 distill_loss=None, teacher_weights=None, ensemble_space="logits", augment=None,
+                 teacher_dtype="float32", **kwargs):
         super().__init__(**kwargs)
+        teacher_dtype = precision.check_dtype(teacher_dtype)
         if not isinstance(student, keras.Model):
             raise TypeError(f"student={student!r} must be a keras.Model returning logits.")
         if isinstance(teacher, (list, tuple)):
@@ -237,6 +263,16 @@ class Distiller(keras.Model):
         self.teacher = teacher
         self.student = student
         self.augment = augment
+        if teacher_dtype != "float32" and (teacher is None or isinstance(teacher, TeacherEnsemble)):
+            raise ValueError(f"teacher_dtype={teacher_dtype!r} needs one live teacher model; got "
+                             f"{'cached logits (teacher=None)' if teacher is None else 'an ensemble'}. Use "
+                             "teacher_dtype='float32'.")
+        self.teacher_dtype = teacher_dtype
+        self.teacher_precision_report = None  # what teacher_dtype="auto" measured, once fit has chosen
+        # The teacher's forward runs in this copy (the teacher itself when float32). Not tracked: its weights are
+        # the teacher's, copied at the start of every fit, and saved with the teacher.
+        object.__setattr__(self, "_forward_teacher", teacher if teacher_dtype in ("float32", "auto") else
+                           precision.reduced_precision_copy(teacher, teacher_dtype))
         num_classes = _output_dim(student)
         terms, hard_weight = self._resolve_terms(terms, hard_weight, temperature, alpha, distill_loss, num_classes)
         self.terms = terms
@@ -307,7 +343,7 @@ class Distiller(keras.Model):
             if isinstance(self.teacher, TeacherEnsemble):
                 raise ValueError(f"terms {tapping} read teacher features by layer name; an ensemble of teachers has "
                                  "no single feature map. Use logit terms (KD, DKD, DIST) with an ensemble.")
-            t_ex = FeatureExtractor(self.teacher, t_names, role="teacher")
+            t_ex = FeatureExtractor(self._forward_teacher, t_names, role="teacher")
             s_ex = FeatureExtractor(self.student, s_names, role="student")
         # Not tracked attributes: the extractors share the models' layers, whose weights are saved with them.
         object.__setattr__(self, "_teacher_taps", t_ex)
@@ -466,7 +502,7 @@ class Distiller(keras.Model):
             t = tf.cast(t, tf.float32)
             features = {k: tf.stop_gradient(tf.cast(v, tf.float32)) for k, v in features.items()}
         else:
-            t = tf.cast(self.teacher(xt, training=False), tf.float32)
+            t = tf.cast(self._forward_teacher(xt, training=False), tf.float32)
         t = tf.stop_gradient(t)
         if t.shape[-1] != 1:  # one sigmoid logit in [0, 1] is a valid logit
             # An empty batch (a replica's share of a short last batch) proves nothing: reduce_all([]) is True.
@@ -681,6 +717,7 @@ class Distiller(keras.Model):
         if getattr(self, "optimizer", None) is None or not self.compiled:
             raise RuntimeError("call distiller.compile(optimizer=..., metrics=...) before fit().")
         _check_fit_arrays(args, kwargs)
+        self._prepare_teacher_precision(args, kwargs)
         kwargs["callbacks"] = [_EpochCounter(), *(kwargs.get("callbacks") or [])]
         try:
             return super().fit(*args, **kwargs)
@@ -698,6 +735,24 @@ class Distiller(keras.Model):
             ) from None
 
     # -- serialisation -------------------------------------------------------------------------------------------
+    def _prepare_teacher_precision(self, args, kwargs):
+        """Resolve ``teacher_dtype="auto"`` by measuring on the fit inputs (once), and sync the reduced copy."""
+        if self.teacher_dtype == "auto":
+            sample = _sample_inputs(args[0] if args else kwargs.get("x"))
+            if sample is None:
+                raise ValueError("teacher_dtype='auto' measures the teacher on the fit inputs, so it needs x as an "
+                                 "array or a tf.data.Dataset of (x, ...) batches; pass teacher_dtype='float32' or "
+                                 "'bfloat16' explicitly.")
+            chosen, report = precision.choose_teacher_dtype(self.teacher, sample)
+            self.teacher_precision_report = report
+            self.teacher_dtype = chosen
+            object.__setattr__(self, "_forward_teacher", precision.reduced_precision_copy(self.teacher, chosen))
+            if self._teacher_taps is not None:  # the same taps on the chosen copy; the adapters stay as they are
+                object.__setattr__(self, "_teacher_taps", FeatureExtractor(
+                    self._forward_teacher, self._teacher_taps.names, role="teacher"))
+        elif self._forward_teacher is not self.teacher:
+            precision.sync_weights(self.teacher, self._forward_teacher)
+
     def get_config(self):
         return {
             "name": self.name,
@@ -706,6 +761,7 @@ class Distiller(keras.Model):
             "terms": [keras.saving.serialize_keras_object(t) for t in self.terms],
             "hard_weight": self.hard_weight,
             "augment": keras.saving.serialize_keras_object(self.augment) if self.augment is not None else None,
+            "teacher_dtype": self.teacher_dtype,
         }
 
     @classmethod

@@ -17,7 +17,8 @@ def layer_names(model) -> list[str]:
     return [layer.name for layer in getattr(model, "layers", [])]
 
 
-def _tappable(model) -> bool:
+def is_graph_model(model) -> bool:
+    """Whether ``model`` is Functional or Sequential (its layers can be tapped by name, or cloned), not subclassed."""
     try:
         return bool(model.inputs) and model.outputs is not None
     except (AttributeError, ValueError):
@@ -32,7 +33,7 @@ class FeatureExtractor:
 
     def __init__(self, model, names, role="student"):
         self.model, self.names = model, list(dict.fromkeys(names))
-        if not _tappable(model):
+        if not is_graph_model(model):
             raise ValueError(
                 f"the {role} {model.name!r} is a subclassed model (type {type(model).__name__}), whose intermediate "
                 f"layers cannot be tapped by name. Feature terms need a Functional or Sequential {role}; build it "
