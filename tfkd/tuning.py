@@ -261,3 +261,131 @@ def assistant_tuner(hypermodel, *, directory, project_name="assistant_search", s
     return kt.GridSearch(hypermodel, objective=kt.Objective("val_accuracy", "max"), directory=str(directory),
                          project_name=project_name, seed=seed, overwrite=overwrite,
                          max_trials=len(hypermodel.candidates))
+
+
+# --- the distillation method and its hyperparameters, chosen on validation (and the labels-only baseline's) -------
+
+# What `--method auto` searches: the logit methods (cached teacher logits serve every trial), each with the knobs
+# the literature tunes, and the learning rate, which the labels-only search gets too.
+METHOD_SPACE = {
+    "lr": (3e-4, 1e-3, 3e-3),
+    "kd_temperature": (1.0, 2.0, 4.0, 8.0),   # kd, kd_std
+    "kd_alpha": (0.5, 0.7, 0.9),             # kd, kd_std: soft weight; the hard term gets 1 - alpha
+    "dkd_beta": (1.0, 2.0, 8.0),             # dkd (T=4, alpha=1 as the authors; beta 8 is theirs for CIFAR)
+    "dist_temperature": (1.0, 4.0),          # dist (beta = gamma = 1, hard weight 1)
+}
+LABELS_SPACE = {"lr": (3e-4, 1e-3, 3e-3), "label_smoothing": (0.0, 0.05, 0.1)}
+
+
+def method_setting(hp, methods, epochs):
+    """(setting dict, terms, hard_weight) for one trial: the method and the knobs that method uses."""
+    from tfkd import terms as kd_terms
+
+    method = hp.Choice("method", list(methods))
+    setting = {"method": method, "lr": hp.Choice("lr", list(METHOD_SPACE["lr"]))}
+    if method in ("kd", "kd_std"):
+        with hp.conditional_scope("method", ["kd", "kd_std"]):
+            t = hp.Choice("kd_temperature", list(METHOD_SPACE["kd_temperature"]))
+            a = hp.Choice("kd_alpha", list(METHOD_SPACE["kd_alpha"]))
+        setting.update(temperature=t, alpha=a)
+        return setting, [kd_terms.KD(t, standardize=method == "kd_std", weight=a)], 1.0 - a
+    if method == "dkd":
+        with hp.conditional_scope("method", ["dkd"]):
+            beta = hp.Choice("dkd_beta", list(METHOD_SPACE["dkd_beta"]))
+        setting.update(beta=beta)
+        warmup = max(1, round(epochs * 20 / 240))
+        return setting, [kd_terms.DKD(temperature=4.0, alpha=1.0, beta=beta, warmup_epochs=warmup)], 1.0
+    if method == "dist":
+        with hp.conditional_scope("method", ["dist"]):
+            t = hp.Choice("dist_temperature", list(METHOD_SPACE["dist_temperature"]))
+        setting.update(temperature=t)
+        return setting, [kd_terms.DIST(temperature=t, beta=1.0, gamma=1.0)], 1.0
+    raise ValueError(f"method={method!r} cannot be searched on cached logits; expected some of "
+                     f"{list(kd_terms.LOGIT_METHODS)}.")
+
+
+class MethodSearch(_hypermodel_base()):
+    """A HyperModel over distillation methods and their hyperparameters for one fixed student; objective: the
+    student's final validation accuracy after ``epochs`` (the same budget the chosen setting is then trained with).
+
+    Every trial distils from cached teacher logits (``fit_cache``/``val_cache``), so the teacher runs once for the
+    whole search. ``methods`` are names of :data:`tfkd.terms.LOGIT_METHODS`.
+    """
+
+    def __init__(self, student_spec, fit_cache, val_cache, data, *, methods=("kd", "kd_std", "dkd", "dist"),
+                 epochs=10, batch_size=64, seed=0):
+        super().__init__(name="method_search", tunable=True)
+        from tfkd.terms import LOGIT_METHODS
+
+        unknown = [m for m in methods if m not in LOGIT_METHODS]
+        if unknown or not methods:
+            raise ValueError(f"methods={list(methods)}: expected a non-empty list of {list(LOGIT_METHODS)} (feature "
+                             f"methods need the live teacher, which a cached-logits search does not run).")
+        self.student_spec, self.fit_cache, self.val_cache, self.data = student_spec, fit_cache, val_cache, data
+        self.methods, self.epochs, self.batch_size, self.seed = tuple(methods), int(epochs), batch_size, seed
+
+    def build(self, hp):
+        import keras
+
+        from tfkd import models
+        from tfkd.distiller import Distiller
+
+        setting, terms, hard_weight = method_setting(hp, self.methods, self.epochs)
+        student = models.build(self.student_spec, self.data.input_shape, self.data.num_classes, seed=self.seed)
+        distiller = Distiller(None, student, terms=terms, hard_weight=hard_weight)
+        distiller.compile(optimizer=keras.optimizers.Adam(setting["lr"]), metrics=["accuracy"])
+        return distiller
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        history = model.fit(self.fit_cache.inputs(self.data.x_fit), self.data.y_fit, epochs=self.epochs,
+                            batch_size=self.batch_size, callbacks=callbacks, verbose=0,
+                            validation_data=(self.val_cache.inputs(self.data.x_val), self.data.y_val))
+        return {"val_accuracy": float(history.history["val_accuracy"][-1])}
+
+
+class LabelsOnlySearch(_hypermodel_base()):
+    """The labels-only baseline's search, with the same trial budget and epochs as :class:`MethodSearch`: learning
+    rate and label smoothing (:data:`LABELS_SPACE`), so a distillation win is not a win over an untuned baseline."""
+
+    def __init__(self, student_spec, data, *, epochs=10, batch_size=64, seed=0):
+        super().__init__(name="labels_only_search", tunable=True)
+        self.student_spec, self.data = student_spec, data
+        self.epochs, self.batch_size, self.seed = int(epochs), batch_size, seed
+
+    def build(self, hp):
+        import keras
+
+        from tfkd import models
+
+        lr = hp.Choice("lr", list(LABELS_SPACE["lr"]))
+        smoothing = hp.Choice("label_smoothing", list(LABELS_SPACE["label_smoothing"]))
+        model = models.build(self.student_spec, self.data.input_shape, self.data.num_classes, seed=self.seed)
+        # Label smoothing needs one-hot targets: the loss is categorical, the labels converted in fit.
+        model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"],
+                      loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing))
+        return model
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        import keras
+
+        k = self.data.num_classes
+        history = model.fit(self.data.x_fit, keras.utils.to_categorical(self.data.y_fit, k), epochs=self.epochs,
+                            batch_size=self.batch_size, callbacks=callbacks, verbose=0,
+                            validation_data=(self.data.x_val, keras.utils.to_categorical(self.data.y_val, k)))
+        return {"val_accuracy": float(history.history["val_accuracy"][-1])}
+
+
+def search_tuner(hypermodel, *, directory, project_name, max_trials, seed=0, overwrite=False):
+    """RandomSearch on final validation accuracy, resumable from ``directory`` (finished trials are kept)."""
+    kt = _kt()
+    return kt.RandomSearch(hypermodel, objective=kt.Objective("val_accuracy", "max"), max_trials=max_trials,
+                           directory=str(directory), project_name=project_name, seed=seed, overwrite=overwrite,
+                           max_consecutive_failed_trials=3)
+
+
+def best_setting(tuner) -> dict:
+    """The best trial's hyperparameters (only those active in it) and its validation accuracy."""
+    trial = tuner.oracle.get_best_trials(1)[0]
+    values = {k: v for k, v in trial.hyperparameters.values.items()
+              if trial.hyperparameters.is_active(k)}
+    return {**values, "val_accuracy": float(trial.score), "trial_id": trial.trial_id}

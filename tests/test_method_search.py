@@ -1,0 +1,74 @@
+"""Method and hyperparameters chosen on validation with keras-tuner, and the labels-only baseline's equal search."""
+
+import types
+
+import numpy as np
+import pytest
+
+from tfkd import data, models, teachers, tuning
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    """Real digits: 600 fit / 200 validation images, and a plain_cnn:2 teacher's cached logits for both."""
+    import keras
+
+    (x, y), _ = data.load("digits")
+    d = types.SimpleNamespace(x_fit=x[:600], y_fit=y[:600], x_val=x[600:800], y_val=y[600:800],
+                              input_shape=x.shape[1:], num_classes=10)
+    keras.utils.set_random_seed(0)
+    teacher = models.build("plain_cnn:2", d.input_shape, 10, seed=0)
+    teacher.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(d.x_fit, d.y_fit, epochs=3, verbose=0)
+    return d, teachers.cache_teacher_logits(teacher, d.x_fit), teachers.cache_teacher_logits(teacher, d.x_val)
+
+
+def _hp(**values):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return hp
+
+
+def test_each_method_gets_only_its_own_knobs():
+    import keras_tuner
+
+    for method, expected in [("kd", {"temperature", "alpha"}), ("kd_std", {"temperature", "alpha"}),
+                             ("dkd", {"beta"}), ("dist", {"temperature"})]:
+        hp = keras_tuner.HyperParameters()
+        hp.Fixed("method", method)
+        setting, terms, hard = tuning.method_setting(hp, [method], epochs=24)
+        assert set(setting) == {"method", "lr"} | expected
+        assert len(terms) == 1 and 0 <= hard <= 1
+        active = {k for k in hp.values if hp.is_active(k)}
+        assert active == {"method", "lr"} | {f"{method.split('_')[0]}_{k}" for k in expected}, active
+    setting, terms, hard = tuning.method_setting(_hp(method="kd", lr=1e-3, kd_temperature=2.0, kd_alpha=0.9),
+                                                 ["kd"], epochs=10)
+    assert terms[0].temperature == 2.0 and terms[0].weight == pytest.approx(0.9) and hard == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"methods=\['fitnet'\].*feature methods need the live teacher"):
+        tuning.MethodSearch("mlp:8", None, None, None, methods=["fitnet"])
+
+
+def test_both_searches_run_the_same_budget_and_the_best_trial_is_reported(digits_split, tmp_path):
+    d, fit_cache, val_cache = digits_split
+    kd = tuning.MethodSearch("mlp:16", fit_cache, val_cache, d, methods=("kd", "dist"), epochs=2, seed=3)
+    labels = tuning.LabelsOnlySearch("mlp:16", d, epochs=2, seed=3)
+    results = {}
+    for name, hm in (("kd", kd), ("labels", labels)):
+        tuner = tuning.search_tuner(hm, directory=tmp_path, project_name=name, max_trials=3, seed=0)
+        tuner.search()
+        trials = list(tuner.oracle.trials.values())
+        assert len(trials) == 3 and all(t.status == "COMPLETED" for t in trials)
+        best = tuning.best_setting(tuner)
+        assert best["val_accuracy"] == max(t.score for t in trials)
+        results[name] = best
+    assert results["kd"]["method"] in ("kd", "dist") and "label_smoothing" in results["labels"]
+    # knobs of the methods the best trial did not use are not reported
+    assert not ({"kd_temperature", "kd_alpha"} & set(results["kd"])) or results["kd"]["method"] == "kd"
+    # a second tuner on the same directory reloads the finished trials instead of training again
+    again = tuning.search_tuner(labels, directory=tmp_path, project_name="labels", max_trials=3, seed=0)
+    again.search()
+    assert tuning.best_setting(again) == results["labels"]
+    assert 0.0 < results["labels"]["val_accuracy"] <= 1.0 and np.isfinite(results["kd"]["val_accuracy"])
