@@ -49,6 +49,7 @@ class Config(RecipeConfig):
 def run(cfg: Config, ctx) -> dict:
     from tfkd import TeacherEnsemble, training
     from tfkd.recipes import common
+    from tfkd.recipes.common import Arm
 
     data = common.load_data(cfg)
     names = [f"teacher{i + 1}" for i in range(len(cfg.teachers))]
@@ -66,17 +67,15 @@ def run(cfg: Config, ctx) -> dict:
     best = max(range(len(teachers)), key=lambda i: teachers[i]["accuracy"])
     single_cache = common.logits_cache_stage(ctx, models[best], data, name="best_teacher_logits")
 
+    kd = dict(temperature=cfg.temperature, alpha=cfg.alpha)
     results = {"nokd": [], "single": [], "blend": []}
     for s in range(cfg.seeds):
         seed = cfg.seed + s
-        results["nokd"].append(ctx.stage(f"nokd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"nokd_seed{s}", seed, teacher_test_pred=blend_cache.test_pred)))
-        results["single"].append(ctx.stage(f"single/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"single_seed{s}", seed, teacher=single_cache, temperature=cfg.temperature,
-            alpha=cfg.alpha)))
-        results["blend"].append(ctx.stage(f"blend/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"blend_seed{s}", seed, teacher=blend_cache, temperature=cfg.temperature,
-            alpha=cfg.alpha)))
+        arms = {"nokd": Arm.labels_only(f"nokd_seed{s}", seed, teacher_test_pred=blend_cache.test_pred),
+                "single": Arm.from_cache(f"single_seed{s}", seed, single_cache, **kd),
+                "blend": Arm.from_cache(f"blend_seed{s}", seed, blend_cache, **kd)}
+        for key, arm in arms.items():
+            results[key].append(common.arm_stage(cfg, ctx, data, f"{key}/seed{s}", arm))
     export_info = ctx.stage("export", lambda: common.export_stage(cfg, ctx, data, "blend_seed0")) if cfg.export \
         else None
 

@@ -163,67 +163,153 @@ def logits_cache_stage(ctx, teacher, data: Data, name="teacher_logits") -> Logit
     return LogitsCache(TeacherCache.load(paths["fit"]), TeacherCache.load(paths["val"]), np.load(test_path))
 
 
-def student_stage(cfg, ctx, data: Data, name, seed, *, teacher=None, temperature=None, alpha=None,
-                  alpha_decay_start=None, spec=None, epochs=None, distill_loss="kl", keep_model=True,
-                  teacher_test_pred=None, label_smoothing=0.0, augment=None, method=None) -> dict:
-    """Train one student arm: on labels (``teacher=None``), from a :class:`LogitsCache`, or from a live model.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Arm:
+    """One student arm: its name, seed and budget, and what teaches it; built by one of three constructors.
 
-    ``augment`` (a Keras layer) gives a live teacher and the student the same random view of every batch
-    (function matching). ``method`` (a name of :data:`tfkd.terms.METHODS`, e.g. ``"dkd"`` or ``"at"``) replaces
-    the ``temperature``/``alpha`` KD objective by that method's terms; feature methods need a live teacher.
-    Returns test accuracy, agreement with the teacher on the test set, the history and the model description.
+    - :meth:`labels_only`: cross-entropy on the labels (optionally smoothed), no teacher;
+    - :meth:`from_cache`: distilled from a :class:`LogitsCache` (teacher logits computed once);
+    - :meth:`live`: distilled from a live teacher model (feature methods, or a teacher that sees augmented views).
+
+    ``name`` names the run's model, checkpoint and log folders; ``spec`` and ``epochs`` default to the config's
+    ``student`` and ``epochs``. ``teacher_test_pred`` (the teacher's test predictions) gives the arm's agreement
+    with the teacher; a cache carries its own. Compared by identity (it holds arrays and models).
+
+    Example:
+
+        arm = Arm.from_cache(f"kd_seed{s}", seed, cache, temperature=4.0, alpha=0.5)
+        result = student_stage(cfg, ctx, data, arm)
+    """
+
+    name: str
+    seed: int
+    teacher: object = None  # None (labels only), a LogitsCache, or a Keras model
+    temperature: float | None = None
+    alpha: float | None = None
+    alpha_decay_start: float | None = None
+    spec: str | None = None
+    epochs: int | None = None
+    distill_loss: str = "kl"
+    label_smoothing: float = 0.0
+    augment: object = None
+    method: str | None = None
+    keep_model: bool = True
+    teacher_test_pred: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.teacher is None:
+            taught = {"temperature": self.temperature, "alpha": self.alpha, "alpha_decay_start": self.alpha_decay_start,
+                      "augment": self.augment, "method": self.method}
+            given = [k for k, v in taught.items() if v is not None]
+            if given:
+                raise ValueError(f"arm {self.name!r} has no teacher, so {', '.join(given)} would be ignored; give a "
+                                 "teacher (Arm.from_cache or Arm.live) or drop them.")
+        elif self.label_smoothing:
+            raise ValueError(f"arm {self.name!r}: label_smoothing={self.label_smoothing} applies to labels-only arms "
+                             "(Arm.labels_only); a distilled arm's hard loss is plain cross-entropy.")
+
+    @classmethod
+    def labels_only(cls, name, seed, *, label_smoothing=0.0, spec=None, epochs=None, keep_model=True,
+                    teacher_test_pred=None) -> "Arm":
+        """Cross-entropy on the labels (``label_smoothing`` > 0: on smoothed one-hot targets)."""
+        return cls(name, seed, label_smoothing=label_smoothing, spec=spec, epochs=epochs, keep_model=keep_model,
+                   teacher_test_pred=teacher_test_pred)
+
+    @classmethod
+    def from_cache(cls, name, seed, cache: "LogitsCache", *, temperature, alpha, alpha_decay_start=None,
+                   method=None, distill_loss="kl", spec=None, epochs=None, keep_model=True) -> "Arm":
+        """Distilled from cached teacher logits: KD at ``temperature``/``alpha`` or a logit ``method``.
+
+        ``alpha_decay_start``: alpha holds until that fraction of training, then falls linearly to 0.
+        """
+        return cls(name, seed, teacher=cache, temperature=temperature, alpha=alpha,
+                   alpha_decay_start=alpha_decay_start, method=method, distill_loss=distill_loss, spec=spec,
+                   epochs=epochs, keep_model=keep_model, teacher_test_pred=cache.test_pred)
+
+    @classmethod
+    def live(cls, name, seed, teacher, *, temperature, alpha, method=None, augment=None, alpha_decay_start=None,
+             distill_loss="kl", spec=None, epochs=None, keep_model=True, teacher_test_pred=None) -> "Arm":
+        """Distilled from a live teacher model: needed by feature ``method``\\ s and by ``augment`` (a Keras layer
+        that gives teacher and student the same random view of every batch: function matching)."""
+        return cls(name, seed, teacher=teacher, temperature=temperature, alpha=alpha, method=method, augment=augment,
+                   alpha_decay_start=alpha_decay_start, distill_loss=distill_loss, spec=spec, epochs=epochs,
+                   keep_model=keep_model, teacher_test_pred=teacher_test_pred)
+
+    @property
+    def kind(self) -> str:
+        """``"labels"``, ``"cache"`` or ``"live"``: what teaches this arm."""
+        if self.teacher is None:
+            return "labels"
+        return "cache" if isinstance(self.teacher, LogitsCache) else "live"
+
+
+def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
+    """Train one student :class:`Arm`: on labels, from a :class:`LogitsCache`, or from a live model.
+
+    An arm's ``augment`` (a Keras layer) gives a live teacher and the student the same random view of every batch
+    (function matching). Its ``method`` (a name of :data:`tfkd.terms.METHODS`, e.g. ``"dkd"`` or ``"at"``)
+    replaces the ``temperature``/``alpha`` KD objective by that method's terms; feature methods need a live
+    teacher. Returns test accuracy, agreement with the teacher on the test set, the history and the model
+    description.
     """
     import keras
 
     from tfkd import schedules, training
     from tfkd.teachers import fingerprint
 
+    name, seed = arm.name, arm.seed
     keras.utils.set_random_seed(seed)
-    student = build(spec or cfg.student, data, seed)
+    student = build(arm.spec or cfg.student, data, seed)
     taught_by = None
-    epochs = epochs or cfg.epochs
+    epochs = arm.epochs or cfg.epochs
     common = dict(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, checkpoint_dir=ctx.checkpoint_dir(name),
                   log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose))
     notes = []
-    if teacher is None:
-        history = training.train_supervised(student, data.x_fit, data.y_fit, label_smoothing=label_smoothing,
+    if arm.kind == "labels":
+        history = training.train_supervised(student, data.x_fit, data.y_fit, label_smoothing=arm.label_smoothing,
                                             validation_data=(data.x_val, data.y_val),
                                             callbacks=progress(ctx, name, epochs), **common)
     else:
         callbacks = []
-        if augment is not None and _mixes(augment):
+        if arm.augment is not None and _mixes(arm.augment):
             callbacks.append(mixed_view_metrics())
             notes.append(MIXED_VIEW_NOTE)
-        if alpha_decay_start is not None and epochs >= 2:
+        if arm.alpha_decay_start is not None and epochs >= 2:
             # alpha holds until `begin`, then falls linearly to 0 at the last epoch.
-            begin = min(int(alpha_decay_start * (epochs - 1)), epochs - 2)
-            callbacks.append(schedules.AlphaSchedule(schedules.linear_decay(alpha, 0.0, begin, epochs - 1)))
-        if isinstance(teacher, LogitsCache):
-            x, val = teacher.fit.inputs(data.x_fit), (teacher.val.inputs(data.x_val), data.y_val)
-            live = None
-            teacher_test_pred = teacher.test_pred
-            taught_by = fingerprint(teacher.fit.logits)  # which logits this student learned from, for the report
+            begin = min(int(arm.alpha_decay_start * (epochs - 1)), epochs - 2)
+            callbacks.append(schedules.AlphaSchedule(schedules.linear_decay(arm.alpha, 0.0, begin, epochs - 1)))
+        if arm.kind == "cache":
+            cache = arm.teacher
+            x, val, live = cache.fit.inputs(data.x_fit), (cache.val.inputs(data.x_val), data.y_val), None
+            taught_by = fingerprint(cache.fit.logits)  # which logits this student learned from, for the report
         else:
-            x, val, live = data.x_fit, (data.x_val, data.y_val), teacher
+            x, val, live = data.x_fit, (data.x_val, data.y_val), arm.teacher
             taught_by = live.name
-        extra = {"augment": augment} if augment is not None else {}
-        if method is not None:
+        extra = {"augment": arm.augment} if arm.augment is not None else {}
+        if arm.method is not None:
             from tfkd import terms as kd_terms
 
             extra["terms"], extra["hard_weight"] = kd_terms.method_terms(
-                method, live, student, temperature=temperature if temperature is not None else 4.0,
-                alpha=alpha if alpha is not None else 0.5, epochs=epochs)
+                arm.method, live, student, temperature=arm.temperature if arm.temperature is not None else 4.0,
+                alpha=arm.alpha if arm.alpha is not None else 0.5, epochs=epochs)
         callbacks += progress(ctx, name, epochs)
-        _, history = training.train_distilled(live, student, x, data.y_fit, temperature=temperature, alpha=alpha,
-                                              distill_loss=distill_loss, validation_data=val, callbacks=callbacks,
-                                              **common, **extra)
+        _, history = training.train_distilled(live, student, x, data.y_fit, temperature=arm.temperature,
+                                              alpha=arm.alpha, distill_loss=arm.distill_loss, validation_data=val,
+                                              callbacks=callbacks, **common, **extra)
     pred = student.predict(data.x_test, verbose=0, batch_size=512).argmax(-1)
     result = {"accuracy": float(np.mean(pred == data.y_test)), "history": history, "describe": describe(student),
               "seed": seed, "taught_by": taught_by, "notes": notes}
-    result["agreement"] = float(np.mean(pred == teacher_test_pred)) if teacher_test_pred is not None else None
-    if keep_model:
+    result["agreement"] = float(np.mean(pred == arm.teacher_test_pred)) if arm.teacher_test_pred is not None \
+        else None
+    if arm.keep_model:
         result["path"] = ctx.save_model(student, name)
     return result
+
+
+def arm_stage(cfg, ctx, data: Data, stage, arm: Arm) -> dict:
+    """:func:`student_stage` for ``arm`` as the run stage ``stage``: trained once, its result recorded; a resumed
+    run that finished the stage gets the recorded result back without training."""
+    return ctx.stage(stage, lambda: student_stage(cfg, ctx, data, arm))
 
 
 def export_stage(cfg, ctx, data: Data, model_name) -> dict:

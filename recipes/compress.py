@@ -118,6 +118,7 @@ def _check_feature_methods(cfg, data):
 def run(cfg: Config, ctx) -> dict:
     from tfkd import terms as kd_terms
     from tfkd.recipes import common
+    from tfkd.recipes.common import Arm
 
     data = common.load_data(cfg)
     _check_feature_methods(cfg, data)
@@ -132,39 +133,38 @@ def run(cfg: Config, ctx) -> dict:
     teacher = ctx.load_model("teacher")
     cache = common.logits_cache_stage(ctx, teacher, data)
 
-    def method_arm(method, s, seed):
-        kd = dict(temperature=cfg.temperature, alpha=cfg.alpha)
-        if method == "kd":
-            return common.student_stage(cfg, ctx, data, f"kd_seed{s}", seed, teacher=cache, **kd)
+    def method_arm(method, s, seed) -> Arm:
+        name, kd = f"{method}_seed{s}", dict(temperature=cfg.temperature, alpha=cfg.alpha)
         if method == "kd_decay":
-            return common.student_stage(cfg, ctx, data, f"kd_decay_seed{s}", seed, teacher=cache, **kd,
-                                        alpha_decay_start=cfg.decay_start)
-        live = kd_terms.needs_live_teacher(method)  # feature methods read teacher layers: no cache for them
-        return common.student_stage(cfg, ctx, data, f"{method}_seed{s}", seed, teacher=teacher if live else cache,
-                                    method=method, teacher_test_pred=cache.test_pred, **kd)
+            return Arm.from_cache(name, seed, cache, alpha_decay_start=cfg.decay_start, **kd)
+        if kd_terms.needs_live_teacher(method):  # feature methods read teacher layers: no cache for them
+            return Arm.live(name, seed, teacher, method=method, teacher_test_pred=cache.test_pred, **kd)
+        return Arm.from_cache(name, seed, cache, method=None if method == "kd" else method, **kd)
+
+    def train(stage, arm: Arm) -> dict:
+        return common.arm_stage(cfg, ctx, data, stage, arm)
 
     results = {arm: [] for arm in arms}
     for s in range(cfg.seeds):
         seed = cfg.seed + s
-        results["nokd"].append(ctx.stage(f"nokd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"nokd_seed{s}", seed, teacher_test_pred=cache.test_pred)))
+        results["nokd"].append(train(f"nokd/seed{s}", Arm.labels_only(f"nokd_seed{s}", seed,
+                                                                      teacher_test_pred=cache.test_pred)))
         for method in cfg.methods:
-            results[method].append(ctx.stage(f"{method}/seed{s}", lambda: method_arm(method, s, seed)))
+            results[method].append(train(f"{method}/seed{s}", method_arm(method, s, seed)))
         if cfg.function_matching:
             from tfkd import augment
 
             view = augment.layer(cfg.fm_noise, mixup=cfg.fm_mixup, seed=seed)
-            results["nokd_long"].append(ctx.stage(f"nokd_long/seed{s}", lambda: common.student_stage(
-                cfg, ctx, data, f"nokd_long_seed{s}", seed, epochs=cfg.fm_epochs, teacher_test_pred=cache.test_pred)))
-            results["fm"].append(ctx.stage(f"fm/seed{s}", lambda: common.student_stage(
-                cfg, ctx, data, f"fm_seed{s}", seed, teacher=teacher, temperature=1.0, alpha=1.0,
-                epochs=cfg.fm_epochs, augment=view, teacher_test_pred=cache.test_pred)))
+            results["nokd_long"].append(train(f"nokd_long/seed{s}", Arm.labels_only(
+                f"nokd_long_seed{s}", seed, epochs=cfg.fm_epochs, teacher_test_pred=cache.test_pred)))
+            results["fm"].append(train(f"fm/seed{s}", Arm.live(
+                f"fm_seed{s}", seed, teacher, temperature=1.0, alpha=1.0, epochs=cfg.fm_epochs, augment=view,
+                teacher_test_pred=cache.test_pred)))
 
     sweep_rows = []
     for t, a in sweep:
-        r = ctx.stage(f"sweep/T{t:g}_a{a:g}", lambda: common.student_stage(
-            cfg, ctx, data, f"sweep_T{t:g}_a{a:g}", cfg.seed, teacher=cache, temperature=t, alpha=a,
-            keep_model=False))
+        r = train(f"sweep/T{t:g}_a{a:g}", Arm.from_cache(
+            f"sweep_T{t:g}_a{a:g}", cfg.seed, cache, temperature=t, alpha=a, keep_model=False))
         sweep_rows.append((t, a, r["accuracy"]))
 
     labels = _labels(cfg)

@@ -55,6 +55,7 @@ class Config(RecipeConfig):
 
 def run(cfg: Config, ctx) -> dict:
     from tfkd.recipes import common
+    from tfkd.recipes.common import Arm
 
     data = common.load_data(cfg)
     tas = cfg.chain[1:-1]
@@ -76,11 +77,11 @@ def run(cfg: Config, ctx) -> dict:
         ta_search = ctx.stage("ta_search", lambda: ta_search_stage(cfg, ctx, data, caches["teacher"],
                                                                    chain_info[0]["accuracy"]))
         tas = [ta_search["searched"]]
+    kd = dict(temperature=cfg.temperature, alpha=cfg.alpha)  # every link distils at the same setting
     previous = "teacher"
     for name, spec in zip(ta_names, tas):
-        info = ctx.stage(name, lambda: common.student_stage(
-            cfg, ctx, data, name, cfg.seed, teacher=caches[previous], temperature=cfg.temperature,
-            alpha=cfg.alpha, spec=spec))
+        info = common.arm_stage(cfg, ctx, data, name, Arm.from_cache(
+            name, cfg.seed, caches[previous], spec=spec, **kd))
         chain_info.append({"name": name, "spec": spec, "trained_from": previous, **info})
         caches[name] = common.logits_cache_stage(ctx, ctx.load_model(name), data, name=f"{name}_logits")
         previous = name
@@ -88,14 +89,13 @@ def run(cfg: Config, ctx) -> dict:
     results = {"nokd": [], "blkd": [], "takd": []}
     for s in range(cfg.seeds):
         seed = cfg.seed + s
-        results["nokd"].append(ctx.stage(f"nokd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"nokd_seed{s}", seed, teacher_test_pred=caches["teacher"].test_pred)))
-        results["blkd"].append({"trained_from": "teacher", **ctx.stage(f"blkd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"blkd_seed{s}", seed, teacher=caches["teacher"], temperature=cfg.temperature,
-            alpha=cfg.alpha))})
-        takd = ctx.stage(f"takd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"takd_seed{s}", seed, teacher=caches[previous], temperature=cfg.temperature,
-            alpha=cfg.alpha))
+        results["nokd"].append(common.arm_stage(cfg, ctx, data, f"nokd/seed{s}", Arm.labels_only(
+            f"nokd_seed{s}", seed, teacher_test_pred=caches["teacher"].test_pred)))
+        blkd = common.arm_stage(cfg, ctx, data, f"blkd/seed{s}", Arm.from_cache(
+            f"blkd_seed{s}", seed, caches["teacher"], **kd))
+        results["blkd"].append({"trained_from": "teacher", **blkd})
+        takd = common.arm_stage(cfg, ctx, data, f"takd/seed{s}", Arm.from_cache(
+            f"takd_seed{s}", seed, caches[previous], **kd))
         takd["trained_from"] = previous
         # Agreement with the original teacher too, to see what survives the chain.
         pred = ctx.load_model(f"takd_seed{s}").predict(data.x_test, verbose=0, batch_size=512).argmax(-1)

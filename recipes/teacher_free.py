@@ -53,6 +53,7 @@ ARMS = ("nokd", "label_smoothing", "virtual_teacher", "reversed", "defective", "
 
 def run(cfg: Config, ctx) -> dict:
     from tfkd.recipes import common
+    from tfkd.recipes.common import Arm
     from tfkd.teachers import cache_from_logits, virtual_teacher_logits
 
     data = common.load_data(cfg)
@@ -76,20 +77,18 @@ def run(cfg: Config, ctx) -> dict:
     results = {arm: [] for arm in ARMS}
     for s in range(cfg.seeds):
         seed = cfg.seed + s
-        results["nokd"].append(ctx.stage(f"nokd/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"nokd_seed{s}", seed)))
-        results["label_smoothing"].append(ctx.stage(f"label_smoothing/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"label_smoothing_seed{s}", seed, label_smoothing=cfg.label_smoothing)))
-        results["virtual_teacher"].append(ctx.stage(f"virtual_teacher/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"virtual_teacher_seed{s}", seed, teacher=virtual, **kd)))
-        results["reversed"].append(ctx.stage(f"reversed/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"reversed_seed{s}", seed, teacher=weak_cache, **kd)))
-        results["defective"].append(ctx.stage(f"defective/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"defective_seed{s}", seed, teacher=defective_cache, **kd)))
+        arms = {"nokd": Arm.labels_only(f"nokd_seed{s}", seed),
+                "label_smoothing": Arm.labels_only(f"label_smoothing_seed{s}", seed,
+                                                   label_smoothing=cfg.label_smoothing),
+                "virtual_teacher": Arm.from_cache(f"virtual_teacher_seed{s}", seed, virtual, **kd),
+                "reversed": Arm.from_cache(f"reversed_seed{s}", seed, weak_cache, **kd),
+                "defective": Arm.from_cache(f"defective_seed{s}", seed, defective_cache, **kd)}
+        for key, arm in arms.items():
+            results[key].append(common.arm_stage(cfg, ctx, data, f"{key}/seed{s}", arm))
         snapshot = common.logits_cache_stage(ctx, ctx.load_model(f"nokd_seed{s}"), data, name=f"self_logits_seed{s}")
         # A fresh student of the same architecture (next seed's initialisation) learns from the snapshot.
-        results["self"].append(ctx.stage(f"self/seed{s}", lambda: common.student_stage(
-            cfg, ctx, data, f"self_seed{s}", seed + 1000, teacher=snapshot, **kd)))
+        results["self"].append(common.arm_stage(cfg, ctx, data, f"self/seed{s}", Arm.from_cache(
+            f"self_seed{s}", seed + 1000, snapshot, **kd)))
 
     acc = {arm: [r["accuracy"] for r in rs] for arm, rs in results.items()}
     base = float(np.mean(acc["nokd"]))

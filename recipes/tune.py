@@ -133,8 +133,8 @@ def ta_search_stage(cfg, ctx, data, caches, teacher_acc):
     # The heuristic needs stand-alone (label-trained) accuracies of the student and of every candidate.
     standalone = {}
     for spec in [cfg.student, *cfg.ta_candidates]:
-        r = common.student_stage(cfg, ctx, data, f"standalone_{spec.replace(':', '_')}", cfg.seed, spec=spec,
-                                 epochs=cfg.ta_epochs, keep_model=False)
+        r = common.student_stage(cfg, ctx, data, common.Arm.labels_only(
+            f"standalone_{spec.replace(':', '_')}", cfg.seed, spec=spec, epochs=cfg.ta_epochs, keep_model=False))
         standalone[spec] = r["accuracy"]
     heuristic = tuning.closest_to_mean_heuristic({s: standalone[s] for s in cfg.ta_candidates}, teacher_acc,
                                                  standalone[cfg.student])
