@@ -7,7 +7,8 @@ augmented view shared by teacher and student ("consistent teaching", Beyer et al
 Example:
 
     noise = tfkd.augment.make("randaugment", magnitude=0.3, seed=0)
-    ds = cache.dataset(x, student_transform=noise)      # the teacher's logits stay those of the clean images
+    cache = tfkd.cache_teacher_logits(teacher, x)
+    ds = cache.dataset(x, y, student_transform=noise)   # the teacher's logits stay those of the clean images
     distiller = tfkd.Distiller(teacher, student, alpha=1.0, temperature=1.0,
                                augment=tfkd.augment.layer("simple", mixup=0.2))
 """

@@ -61,6 +61,10 @@ def quiet_native():
 
     Example:
 
+        import tensorflow as tf
+        from tfkd import console
+        console.quiet()
+        converter = tf.lite.TFLiteConverter.from_keras_model(student)
         with console.quiet_native():
             tflite_bytes = converter.convert()
     """

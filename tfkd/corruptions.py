@@ -12,7 +12,8 @@ Example:
     from tfkd import data
     x_noisy = data.corrupt(x_test, "noise", severity=3, seed=0)
     sets = data.corrupted_test_set(x_test, y_test)           # {("noise", 1): (x, y), ..., ("contrast", 5): (x, y)}
-    accuracy = {key: model.evaluate(x, y, verbose=0)[1] for key, (x, y) in sets.items()}
+    teacher.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    accuracy = {key: teacher.evaluate(x, y, verbose=0)[1] for key, (x, y) in sets.items()}
 """
 
 from __future__ import annotations

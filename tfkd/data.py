@@ -175,7 +175,8 @@ def resolve_data_dir(data_dir=None) -> pathlib.Path | None:
 
     Example:
 
-        data.resolve_data_dir("/work/shared/data")   # PosixPath('/work/shared/data')
+        data.resolve_data_dir(data_dir)   # PosixPath('.../data'), the folder holding mnist.npz
+        data.resolve_data_dir()           # $TFKD_DATA_DIR as a path, or None when it is unset
     """
     if data_dir is not None and str(data_dir) != "":
         origin = f"data_dir={str(data_dir)!r}"
@@ -207,7 +208,7 @@ def load_npz(path, name: str | None = None) -> dict:
 
     Example:
 
-        raw = data.load_npz("/work/shared/data/mnist.npz")
+        raw = data.load_npz(data_dir / "mnist.npz")
         raw["x_train"].shape, raw["x_train"].dtype            # ((60000, 28, 28), dtype('uint8'))
     """
     path = pathlib.Path(path)
@@ -285,7 +286,8 @@ def read_idx(path) -> np.ndarray:
 
     Example:
 
-        x = data.read_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")   # (10000, 28, 28) uint8
+        data.write_idx("t10k-images-idx3-ubyte.gz", (x_test[..., 0] * 255).astype("uint8"))
+        images = data.read_idx("t10k-images-idx3-ubyte.gz")   # (128, 8, 8) uint8; a .gz is decompressed
     """
     path = pathlib.Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -312,7 +314,7 @@ def write_idx(path, array: np.ndarray) -> pathlib.Path:
 
     Example:
 
-        data.write_idx("/tmp/t10k-labels-idx1-ubyte.gz", y_test.astype("uint8"))
+        data.write_idx("t10k-labels-idx1-ubyte.gz", y_test.astype("uint8"))   # gzip, from the name
     """
     path = pathlib.Path(path)
     codes = {v: k for k, v in _IDX_DTYPES.items()}
@@ -337,7 +339,11 @@ def read_cifar_binary(paths, label_bytes: int = 1) -> tuple[np.ndarray, np.ndarr
 
     Example:
 
-        x, y = data.read_cifar_binary(["cifar-10-batches-bin/test_batch.bin"])
+        raw = data.load_npz(data_dir / "cifar10_subset.npz")
+        images, labels = raw["x_test"][:100], raw["y_test"][:100].astype("uint8")
+        planes = images.transpose(0, 3, 1, 2).reshape(100, 3072)   # CIFAR's layout: label byte, R, G, B planes
+        np.concatenate([labels[:, None], planes], axis=1).tofile("test_batch.bin")
+        x, y = data.read_cifar_binary(["test_batch.bin"])         # x: (100, 32, 32, 3) uint8, equal to images
     """
     xs, ys = [], []
     record = label_bytes + 3072
@@ -513,7 +519,7 @@ def load(name: str, data_dir=None, *, raw: bool = False, download: bool | None =
 
     Example:
 
-        splits = data.load("mnist", data_dir="/work/shared/data")
+        splits = data.load("mnist", data_dir=data_dir)   # data_dir: the folder holding mnist.npz
         print(splits)              # mnist: 60000 train / 10000 test, 28x28x1, 10 classes, float32, from ...mnist.npz
         (x_train, y_train), (x_test, y_test) = splits
     """
@@ -566,8 +572,9 @@ def load_raw(name: str, data_dir=None, *, download: bool | None = None, tfds_dir
 
     Example:
 
+        import hashlib
         arrays, source = data.load_raw("mnist")
-        hashlib.sha256(arrays["x_train"].tobytes()).hexdigest()
+        hashlib.sha256(arrays["x_train"].tobytes()).hexdigest()   # '741c9888...' for the canonical release
     """
     splits = load(name, data_dir, raw=True, download=download, tfds_dir=tfds_dir)
     return {k: getattr(splits, k) for k in KEYS}, splits.source
@@ -586,7 +593,8 @@ def as_dataset(x, y=None, batch_size: int = 128, shuffle: bool = False, seed: in
     Example:
 
         ds = data.as_dataset(x_train, y_train, batch_size=64, shuffle=True, seed=0)
-        model.fit(ds, epochs=2)
+        student.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        student.fit(ds, epochs=1, verbose=0)
     """
     import tensorflow as tf
 
@@ -643,7 +651,7 @@ def subset(splits: Splits, n_train: int | None = None, n_test: int | None = None
 
     Example:
 
-        small = data.subset(data.load("mnist"), n_train=2000, n_test=500, seed=0)
+        small = data.subset(data.load("mnist"), n_train=2000, n_test=500, seed=0)   # from $TFKD_DATA_DIR
         print(small)   # mnist: 2000 train / 500 test, ..., a SUBSET of MNIST (full release: 60000 / 10000) ...
     """
     if n_train is None and n_test is None:

@@ -152,8 +152,8 @@ def describe(model):
 
     Example:
 
-        info = describe(models.resnet_cifar(20))
-        print(f"{info['params']:,} params, {info['flops'] / 1e6:.1f} MFLOPs")
+        info = models.describe(models.resnet_cifar(20))
+        print(f"{info['params']:,} params, {info['flops'] / 1e6:.1f} MFLOPs")   # 272,474 params, 82.3 MFLOPs
     """
     if not hasattr(model, "layers"):
         raise ValueError(f"model={model!r} is not a Keras model; describe() expects a keras.Model (or tf_keras).")

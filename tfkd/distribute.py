@@ -17,12 +17,14 @@ the others to a private temporary one that is deleted at once (the pattern Keras
 Example:
 
     import keras, tfkd
-    from tfkd import distribute
+    from tfkd import distribute, models
     strategy = distribute.get_strategy("mirrored")
-    with strategy.scope():
+    with strategy.scope():              # models too: their variables must be made (built or loaded) in the scope
+        teacher = models.plain_cnn(4, (8, 8, 1), 10, seed=0)
+        student = models.plain_cnn(2, (8, 8, 1), 10, seed=1)
         distiller = tfkd.Distiller(teacher, student)
         distiller.compile(optimizer=keras.optimizers.Adam(distribute.scaled_learning_rate(1e-3, 256, 64)))
-    distiller.fit(x, y, batch_size=distribute.global_batch_size(64, strategy), epochs=3)
+    distiller.fit(x, y, batch_size=distribute.global_batch_size(64, strategy), epochs=1)
     with distribute.chief_path("student.keras", strategy) as path:
         student.save(path)              # the file exists once, written by the chief
 """
@@ -53,8 +55,9 @@ def get_strategy(name="none", *, devices=None):
 
     Example:
 
+        from tfkd.distribute import get_strategy
         strategy = get_strategy("mirrored")
-        print(strategy.num_replicas_in_sync)
+        print(strategy.num_replicas_in_sync)   # the local GPUs, or 1 (the CPU) without one
     """
     if name not in STRATEGIES:
         raise ValueError(f"strategy={name!r} is not supported; expected one of {', '.join(STRATEGIES)} "
@@ -218,7 +221,8 @@ def global_batch_size(per_replica_batch, strategy=None) -> int:
 
     Example:
 
-        distiller.fit(x, y, batch_size=global_batch_size(64, strategy))   # 128 on two GPUs
+        from tfkd.distribute import get_strategy, global_batch_size
+        global_batch_size(64, get_strategy("mirrored"))   # 64 on one device, 128 on two GPUs: fit(batch_size=...)
     """
     per_replica_batch = int(per_replica_batch)
     if per_replica_batch <= 0:
@@ -248,6 +252,7 @@ def scaled_learning_rate(lr, global_batch, base_batch) -> float:
 
     Example:
 
+        from tfkd.distribute import scaled_learning_rate
         scaled_learning_rate(1e-3, global_batch=256, base_batch=64)   # 0.004
     """
     if lr <= 0 or global_batch <= 0 or base_batch <= 0:
@@ -282,7 +287,8 @@ def chief_path(path, strategy=None):
 
     Example:
 
-        with chief_path("runs/a/student.keras", strategy) as p:
+        from tfkd.distribute import chief_path, get_strategy
+        with chief_path("student.keras", get_strategy("mirrored")) as p:
             student.save(p)
     """
     path = Path(path)

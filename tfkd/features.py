@@ -3,8 +3,9 @@ outputs of named layers, so a Distiller step runs each model once whatever the n
 
 Example:
 
-    extract = FeatureExtractor(student, ["block1_relu", "block2_relu"], role="student")
-    logits, features = extract(x, training=True)   # features["block1_relu"]: [batch, h, w, c]
+    from tfkd.features import FeatureExtractor
+    extract = FeatureExtractor(student, ["relu1", "relu2"], role="student")   # layer names of models.plain_cnn
+    logits, features = extract(x, training=True)   # features["relu1"]: [batch, h, w, c]
 """
 
 from __future__ import annotations

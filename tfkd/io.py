@@ -5,7 +5,7 @@ Example:
     from tfkd import io
     io.write_json("runs/x/report.json", {"accuracy": 0.98})
     with io.atomic_path("runs/x/student.keras") as tmp:
-        model.save(tmp)          # renamed to the final name only if this block succeeds
+        student.save(tmp)        # renamed to the final name only if this block succeeds
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def remove_stale_temp_files(directory) -> list:
 
     Example:
 
-        io.remove_stale_temp_files("runs/compress-20261123-101500")
+        from tfkd import io
+        io.remove_stale_temp_files("runs/compress-20261123-101500")   # the paths removed ([] if none)
     """
     removed = []
     for root, dirs, files in os.walk(directory, topdown=True, followlinks=False):

@@ -2,9 +2,11 @@
 
 Example:
 
-    features = tfkd.layers.GradientReversal(weight=1.0)(features)     # DANN: the domain head trains the
-    domain_logits = keras.layers.Dense(2)(features)                   # features to confuse it
-    x = tfkd.layers.StochasticDepth(0.2)([shortcut, residual])         # Noisy Student: drop whole residual branches
+    features = keras.layers.Flatten()(keras.Input((8, 8, 1)))
+    reversed_features = tfkd.layers.GradientReversal(weight=1.0)(features)   # DANN: the domain head trains the
+    domain_logits = keras.layers.Dense(2)(reversed_features)                 # features to confuse it
+    residual = keras.layers.Dense(64, activation="relu")(features)
+    x = tfkd.layers.StochasticDepth(0.2)([features, residual])   # Noisy Student: drop whole residual branches
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ and :mod:`tfkd.export` load models through this module.
 Example:
 
     from tfkd.loading import load_model
-    teacher = load_model("runs/x/models/teacher.keras")   # safe_mode=True: Lambda layers are refused
+    teacher.save("teacher.keras")
+    teacher = load_model("teacher.keras")   # safe_mode=True: Lambda layers are refused
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def load_model(model, *, safe_mode: bool = True):
 
     Example:
 
+        from tfkd.loading import load_model
+        student.save("student.keras")
         model = load_model("student.keras")                 # safe_mode=True: Lambda layers are refused
     """
     import keras

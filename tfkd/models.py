@@ -154,8 +154,8 @@ def plain_cnn(depth, input_shape=(32, 32, 3), num_classes=10, *, seed=0, framewo
 
     Example:
 
-        model = plain_cnn(4, (28, 28, 1), 10, seed=0)
-        logits = model(x)
+        model = models.plain_cnn(4, (8, 8, 1), 10, seed=0)   # 8x8 digits; the default is CIFAR's 32x32x3
+        logits = model(x)                                    # [batch, 10]
     """
     if depth not in PLAIN_PLANS:
         raise ValueError(f"depth={depth!r} is not a plain_cnn depth; expected one of {sorted(PLAIN_PLANS)}.")
@@ -206,8 +206,8 @@ def resnet_cifar(depth, input_shape=(32, 32, 3), num_classes=10, *, seed=0, fram
 
     Example:
 
-        model = resnet_cifar(20, (32, 32, 3), 10, seed=0)
-        noisy_student = resnet_cifar(20, (32, 32, 3), 10, dropout=0.5, stochastic_depth=0.2)
+        model = models.resnet_cifar(20, (32, 32, 3), 10, seed=0)
+        noisy_student = models.resnet_cifar(20, (32, 32, 3), 10, dropout=0.5, stochastic_depth=0.2)
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth={depth!r} is not a CIFAR ResNet depth; expected 6n+2 with n >= 1, "
@@ -266,7 +266,7 @@ def mlp(widths, input_shape, num_classes, *, seed=0, dropout=0.0, framework="ker
 
     Example:
 
-        model = mlp((128, 64), (28, 28, 1), 10, seed=0, dropout=0.2)
+        model = models.mlp((128, 64), (28, 28, 1), 10, seed=0, dropout=0.2)
     """
     if isinstance(widths, (int, np.integer)):
         widths = (widths,)
@@ -311,7 +311,7 @@ def mobile_cnn(width_multiplier=1.0, input_shape=(28, 28, 1), num_classes=10, *,
 
     Example:
 
-        model = mobile_cnn(0.5, (28, 28, 1), 10, seed=0)
+        model = models.mobile_cnn(0.5, (28, 28, 1), 10, seed=0)
     """
     if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float, np.number)):
         raise TypeError(f"width_multiplier={width_multiplier!r} must be a positive number, e.g. 0.5, 1.0.")
@@ -381,8 +381,8 @@ def build(spec, input_shape, num_classes, *, seed=0, framework="keras", **option
 
     Example:
 
-        student = build("mlp:128-64", (8, 8, 1), 10, seed=1, dropout=0.1)
-        legacy = build("plain_cnn:2", (28, 28, 1), 10, framework="tf_keras")
+        student = models.build("mlp:128-64", (8, 8, 1), 10, seed=1, dropout=0.1)
+        legacy = models.build("plain_cnn:2", (28, 28, 1), 10, framework="tf_keras")
     """
     if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"spec={spec!r} is not a model spec; expected 'family:size', one of: {_families_help()}.")

@@ -7,9 +7,10 @@ while training and one plain line when the stage ends, so a log holds one line p
 Example:
 
     from tfkd import progress, training
-    history = training.fit(model, x, y, epochs=30, callbacks=[progress.StageProgress("nokd_seed0", 30)])
-    # on a terminal:   nokd_seed0 [#########.........] 12/30 epochs  val_accuracy 0.9441  00:14 elapsed, ~00:21 left
-    # in a log:        nokd_seed0: 30 epochs in 00:35, val_accuracy 0.9650 (best 0.9720 at epoch 24)
+    history = training.train_supervised(student, x, y, epochs=3, validation_data=(x_test, y_test),
+                                        callbacks=[progress.StageProgress("nokd_seed0", 3)])
+    # on a terminal, e.g.: nokd_seed0 [#############.......] 2/3 epochs  val_accuracy 0.8125  00:01 elapsed, ~00:01 left
+    # in a log, e.g.:      nokd_seed0: 3 epochs in 00:02, val_accuracy 0.8047 (best 0.8125 at epoch 2)
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Example:
 
-    probs = softmax(teacher.predict(x_unlabeled))                       # the teacher sees clean inputs
+    from tfkd import pseudo
+    x_unlabeled = x_train                                              # images whose labels are not used
+    probs = keras.ops.softmax(teacher.predict(x_unlabeled, verbose=0)).numpy()   # the teacher sees clean inputs
     sel = pseudo.select(probs, threshold=0.3, balance=True, seed=0)
     x_pseudo, targets = x_unlabeled[sel.indices], probs[sel.indices]    # duplicates where a class was short
 """

@@ -15,8 +15,11 @@ exactly (bit-identical weights on CPU):
 
 Example:
 
-    ds = rng.epoch_keyed({"x": x}, batch_size=64, seed=0, transform=noise_layer)
-    training.fit(model, ds, epochs=10, checkpoint_dir="runs/a/ckpt")   # killed at 6: epochs 7..10 are the same
+    from tfkd import rng, training
+    noise = keras.layers.GaussianNoise(0.1, seed=0)            # owns the seed generator that is re-seeded per epoch
+    ds = rng.epoch_keyed(x, y, batch_size=64, seed=0, transform=(lambda xb, yb: (noise(xb, training=True), yb), noise))
+    student.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    training.fit(student, ds, epochs=2, checkpoint_dir="runs/a/ckpt")   # killed in epoch 2? rerun: same order and noise
 """
 
 from __future__ import annotations

@@ -5,8 +5,11 @@ schedule assigns a new value at the start of an epoch and nothing is retraced.
 
 Example (lower the soft weight over the last third of training):
 
-    sched = tfkd.AlphaSchedule(tfkd.schedules.linear_decay(start=0.9, end=0.1, begin_epoch=20, end_epoch=30))
-    distiller.fit(x, y, epochs=30, callbacks=[sched])
+    sched = tfkd.AlphaSchedule(tfkd.schedules.linear_decay(start=0.9, end=0.1, begin_epoch=1, end_epoch=2))
+    distiller = tfkd.Distiller(teacher, student, temperature=4.0, alpha=0.9)
+    distiller.compile(optimizer="adam")
+    history = distiller.fit(x, y, epochs=3, callbacks=[sched], verbose=0)
+    history.history["alpha"]   # [0.9, 0.9, 0.1]: epochs are 0-based, the last third at alpha 0.1
 """
 
 from __future__ import annotations

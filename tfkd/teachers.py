@@ -3,9 +3,12 @@
 Example (two teachers blended in probability space, then cached):
 
     import tfkd
-    teacher = tfkd.TeacherEnsemble([teacher_a, teacher_b], weights=[0.7, 0.3], space="probs")
-    cache = tfkd.cache_teacher_logits(teacher, x_train)
-    distiller.fit(cache.inputs(x_train), y_train, epochs=10)   # no teacher forward pass per epoch
+    teacher_a, teacher_b = teacher, models.mlp((64,), (8, 8, 1), 10, seed=2)   # two trained models, in practice
+    ensemble = tfkd.TeacherEnsemble([teacher_a, teacher_b], weights=[0.7, 0.3], space="probs")
+    cache = tfkd.cache_teacher_logits(ensemble, x_train)
+    distiller = tfkd.Distiller(None, student)      # no live teacher: every batch carries its cached logits
+    distiller.compile(optimizer="adam")
+    distiller.fit(cache.inputs(x_train), y_train, epochs=1, verbose=0)   # no teacher forward pass per epoch
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ class TeacherEnsemble(keras.Model):
 
     Example:
 
+        t1, t2 = teacher, models.mlp((64,), (8, 8, 1), 10, seed=2)
         ens = tfkd.TeacherEnsemble([t1, t2], space="probs")
-        logits = ens.predict(x)
+        logits = ens.predict(x, verbose=0)   # log of the mean of the two softmaxes: [batch, 10]
     """
 
     def __init__(self, teachers, weights=None, space="logits", **kwargs):
@@ -206,7 +210,9 @@ def cache_teacher_logits(teacher, x, *, batch_size=256, verbose=0) -> TeacherCac
     Example:
 
         cache = tfkd.cache_teacher_logits(teacher, x_train)
-        distiller.fit(cache.inputs(x_train), y_train, epochs=5, shuffle=True)
+        distiller = tfkd.Distiller(teacher, student)
+        distiller.compile(optimizer="adam")
+        distiller.fit(cache.inputs(x_train), y_train, epochs=1, shuffle=True, verbose=0)
     """
     if isinstance(teacher, (list, tuple)):
         teacher = TeacherEnsemble(teacher)

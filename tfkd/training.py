@@ -7,7 +7,9 @@ every epoch end, with the history so far. Per-epoch CSV and TensorBoard logs are
 Example:
 
     from tfkd import training
-    history = training.fit(distiller, x, y, epochs=10, batch_size=128, checkpoint_dir="runs/a/ckpt/kd")
+    distiller = tfkd.Distiller(teacher, student, temperature=4.0, alpha=0.9)
+    distiller.compile(optimizer="adam")
+    history = training.fit(distiller, x, y, epochs=2, batch_size=128, checkpoint_dir="runs/a/ckpt/kd")
     # killed at epoch 6? the same call continues at epoch 6 with the same optimizer state.
 """
 
@@ -262,7 +264,8 @@ def train_supervised(model, x, y, *, epochs, batch_size=128, lr=1e-3, optimizer=
 
     Example:
 
-        history = training.train_supervised(student, x, y, epochs=5, checkpoint_dir="runs/a/ckpt/nokd")
+        from tfkd import training
+        history = training.train_supervised(student, x, y, epochs=1, checkpoint_dir="runs/a/ckpt/nokd")
     """
     if label_smoothing:
         import numpy as np

@@ -6,11 +6,16 @@ frontier, not only the single best model.
 
 Example:
 
+    from types import SimpleNamespace
     from tfkd import tuning
-    space = tuning.SearchSpace(family="plain_cnn", depths=(2, 4, 6), width_multipliers=(0.5, 1.0))
-    hm = tuning.DistilledStudent(space, teacher_cache, val_cache, data, budget=tuning.Budget(max_params=50_000))
-    tuner = tuning.make_tuner("hyperband", hm, directory="runs/t/tuner", max_epochs=3)
-    tuner.search()
+    split = SimpleNamespace(x_fit=x[:192], y_fit=y[:192], x_val=x[192:], y_val=y[192:], input_shape=(8, 8, 1),
+                            num_classes=10)
+    fit_cache = tfkd.cache_teacher_logits(teacher, split.x_fit)
+    val_cache = tfkd.cache_teacher_logits(teacher, split.x_val)
+    space = tuning.SearchSpace(family="mlp", mlp_widths=(16, 32, 64), mlp_layers=(1, 2))   # or plain_cnn depths
+    hm = tuning.DistilledStudent(space, fit_cache, val_cache, split, budget=tuning.Budget(max_params=50_000))
+    tuner = tuning.make_tuner("random", hm, directory="runs/t/tuner", max_trials=2)   # or "hyperband", "bayesian"
+    tuner.search(epochs=1)
     table = tuning.trials_table(tuner); tuning.pareto_frontier(table)
 """
 

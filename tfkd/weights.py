@@ -49,8 +49,8 @@ def copy_weights(src, dst):
 
     Example:
 
-        legacy = copy_weights(student, models.build("plain_cnn:2", (28, 28, 1), 10, framework="tf_keras"))
-        np.testing.assert_allclose(legacy.predict(x), student.predict(x), atol=1e-5)
+        legacy = models.copy_weights(student, models.build("plain_cnn:2", (8, 8, 1), 10, framework="tf_keras"))
+        np.testing.assert_allclose(legacy.predict(x, verbose=0), student.predict(x, verbose=0), atol=1e-5)
     """
     src_layers, dst_layers = weighted_layers(src), weighted_layers(dst)
     if len(src_layers) != len(dst_layers):

@@ -28,7 +28,8 @@ class FeatureAdapter(keras.layers.Layer):
 
     Example:
 
-        adapter = FeatureAdapter(student_shape=(None, 7, 7, 16), teacher_shape=(None, 7, 7, 64))
+        adapter = tfkd.terms.FeatureAdapter(student_shape=(None, 7, 7, 16), teacher_shape=(None, 7, 7, 64))
+        adapter(np.zeros((2, 7, 7, 16), "float32")).shape   # (2, 7, 7, 64)
     """
 
     def __init__(self, student_shape, teacher_shape, **kwargs):

@@ -98,12 +98,14 @@ class Term(keras.layers.Layer):
 
     Example (a custom term: cosine distance between logits):
 
+        import tensorflow as tf
         class CosineLogits(tfkd.terms.Term):
             default_name = "cosine"
             def compute(self, batch):
                 s = tf.math.l2_normalize(batch.student_logits, -1)
                 t = tf.math.l2_normalize(batch.teacher_logits, -1)
                 return 1.0 - tf.reduce_sum(s * t, -1)
+        distiller = tfkd.Distiller(teacher, student, terms=[CosineLogits(weight=1.0)])   # logs "cosine_loss"
     """
 
     default_name = "term"

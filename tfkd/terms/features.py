@@ -48,7 +48,8 @@ class Hint(FeatureTerm):
 
     Example:
 
-        tfkd.terms.Hint("t_block2", "s_block2", weight=1.0)
+        hint = tfkd.terms.Hint("relu4", "relu2", weight=1.0)   # (teacher layer, student layer): plain_cnn 4 and 2
+        tfkd.Distiller(teacher, student, terms=[hint])
     """
 
     default_name = "hint"
@@ -98,7 +99,8 @@ class Attention(FeatureTerm):
 
     Example:
 
-        tfkd.terms.Attention([("t_block1", "s_block1"), ("t_block2", "s_block2")], weight=1000.0)
+        at = tfkd.terms.Attention([("relu2", "relu1"), ("relu4", "relu2")], weight=1000.0)   # (teacher, student)
+        tfkd.Distiller(teacher, student, terms=[at])
     """
 
     default_name = "attention"
@@ -133,7 +135,8 @@ class RKD(FeatureTerm):
 
     Example:
 
-        tfkd.terms.RKD("t_features", "s_features", distance_weight=1.0, angle_weight=2.0)
+        rkd = tfkd.terms.RKD("flatten", "flatten", distance_weight=1.0, angle_weight=2.0)   # penultimate layers
+        tfkd.Distiller(teacher, student, terms=[rkd])
     """
 
     default_name = "rkd"
@@ -169,7 +172,8 @@ class SimilarityPreserving(FeatureTerm):
 
     Example:
 
-        tfkd.terms.SimilarityPreserving([("t_block3", "s_block3")], weight=3000.0)
+        sp = tfkd.terms.SimilarityPreserving([("relu4", "relu2")], weight=3000.0)   # (teacher, student) layers
+        tfkd.Distiller(teacher, student, terms=[sp])
     """
 
     default_name = "sp"

@@ -190,6 +190,7 @@ class BinaryKD(TemperatureTerm):
 
     Example:
 
+        teacher, student = models.mlp((32,), (8, 8, 1), 1, seed=0), models.mlp((8,), (8, 8, 1), 1, seed=1)  # 1 logit
         tfkd.Distiller(teacher, student, terms=[tfkd.terms.BinaryKD(2.0, weight=0.5)], hard_weight=0.5)
     """
 
