@@ -284,29 +284,47 @@ LABELS_SPACE = {"lr": (3e-4, 1e-3, 3e-3), "label_smoothing": (0.0, 0.05, 0.1)}
 
 def method_setting(hp, methods, epochs):
     """(setting dict, terms, hard_weight) for one trial: the method and the knobs that method uses."""
-    from tfkd import terms as kd_terms
-
     method = hp.Choice("method", list(methods))
     setting = {"method": method, "lr": hp.Choice("lr", list(METHOD_SPACE["lr"]))}
     if method in ("kd", "kd_std"):
         with hp.conditional_scope("method", ["kd", "kd_std"]):
-            t = hp.Choice("kd_temperature", list(METHOD_SPACE["kd_temperature"]))
-            a = hp.Choice("kd_alpha", list(METHOD_SPACE["kd_alpha"]))
-        setting.update(temperature=t, alpha=a)
-        return setting, [kd_terms.KD(t, standardize=method == "kd_std", weight=a)], 1.0 - a
-    if method == "dkd":
+            setting["temperature"] = hp.Choice("kd_temperature", list(METHOD_SPACE["kd_temperature"]))
+            setting["alpha"] = hp.Choice("kd_alpha", list(METHOD_SPACE["kd_alpha"]))
+    elif method == "dkd":
         with hp.conditional_scope("method", ["dkd"]):
-            beta = hp.Choice("dkd_beta", list(METHOD_SPACE["dkd_beta"]))
-        setting.update(beta=beta)
-        warmup = max(1, round(epochs * 20 / 240))
-        return setting, [kd_terms.DKD(temperature=4.0, alpha=1.0, beta=beta, warmup_epochs=warmup)], 1.0
-    if method == "dist":
+            setting["beta"] = hp.Choice("dkd_beta", list(METHOD_SPACE["dkd_beta"]))
+    elif method == "dist":
         with hp.conditional_scope("method", ["dist"]):
-            t = hp.Choice("dist_temperature", list(METHOD_SPACE["dist_temperature"]))
-        setting.update(temperature=t)
-        return setting, [kd_terms.DIST(temperature=t, beta=1.0, gamma=1.0)], 1.0
+            setting["temperature"] = hp.Choice("dist_temperature", list(METHOD_SPACE["dist_temperature"]))
+    return (setting, *setting_terms(setting, epochs))
+
+
+def setting_terms(setting, epochs):
+    """``(terms, hard_weight)`` of a searched setting (``{"method": ..., knobs}``, as :func:`method_setting` or
+    :func:`best_setting` give it), so the chosen setting trains exactly as its trial did."""
+    from tfkd import terms as kd_terms
+
+    method = setting["method"]
+    if method in ("kd", "kd_std"):
+        a = setting["alpha"]
+        return [kd_terms.KD(setting["temperature"], standardize=method == "kd_std", weight=a)], 1.0 - a
+    if method == "dkd":
+        warmup = max(1, round(epochs * 20 / 240))
+        return [kd_terms.DKD(temperature=4.0, alpha=1.0, beta=setting["beta"], warmup_epochs=warmup)], 1.0
+    if method == "dist":
+        return [kd_terms.DIST(temperature=setting["temperature"], beta=1.0, gamma=1.0)], 1.0
     raise ValueError(f"method={method!r} cannot be searched on cached logits; expected some of "
                      f"{list(kd_terms.LOGIT_METHODS)}.")
+
+
+def describe_setting(setting) -> str:
+    """``"DIST (T=4), lr 0.001"``: a searched setting in one line, for reports."""
+    knobs = {"temperature": "T", "alpha": "alpha", "beta": "beta", "label_smoothing": "label smoothing"}
+    parts = [f"{short}={setting[k]:g}" for k, short in knobs.items() if k in setting]
+    name = {"kd": "KD", "kd_std": "KD (standardised logits)", "dkd": "DKD", "dist": "DIST"}.get(
+        setting.get("method"), "labels only")
+    lr = setting["lr"]
+    return f"{name} ({', '.join(parts + [f'lr={lr:g}'])})"
 
 
 class MethodSearch(_hypermodel_base()):
@@ -388,9 +406,15 @@ def search_tuner(hypermodel, *, directory, project_name, max_trials, seed=0, ove
                            max_consecutive_failed_trials=3)
 
 
+# The tuner's names of the methods' knobs -> the setting's (kd_temperature and dist_temperature are both "T").
+_KNOB_NAMES = {"kd_temperature": "temperature", "kd_alpha": "alpha", "dkd_beta": "beta",
+               "dist_temperature": "temperature"}
+
+
 def best_setting(tuner) -> dict:
-    """The best trial's hyperparameters (only those active in it) and its validation accuracy."""
+    """The best trial's setting (``method`` if searched, ``lr`` and the knobs active in it), its validation
+    accuracy and trial id; :func:`setting_terms` turns a distillation setting back into terms."""
     trial = tuner.oracle.get_best_trials(1)[0]
-    values = {k: v for k, v in trial.hyperparameters.values.items()
-              if trial.hyperparameters.is_active(k)}
+    hp = trial.hyperparameters
+    values = {_KNOB_NAMES.get(k, k): v for k, v in hp.values.items() if hp.is_active(k)}
     return {**values, "val_accuracy": float(trial.score), "trial_id": trial.trial_id}
