@@ -93,6 +93,15 @@ def write(directory, stem: str, result: dict, markdown: str) -> dict:
             "markdown": str(io.write_text(directory / f"{stem}.md", markdown))}
 
 
+def publish(out, smoke: bool, stem: str, result: dict, markdown: str, log) -> int:
+    """A script's last step: write ``<stem>.json``/``.md`` (``<stem>_smoke`` for a smoke run) in :func:`out_dir`,
+    print the Markdown, ``log`` the two paths; returns the script's exit code, 0."""
+    paths = write(out_dir(out, smoke), f"{stem}_smoke" if smoke else stem, result, markdown)
+    print(markdown)
+    log(f"wrote {paths['json']} and {paths['markdown']}")
+    return 0
+
+
 def header(title: str, result: dict) -> list[str]:
     """The first lines of every summary: title, machine and load, versions, the exact command."""
     env, end = result["env"], result.get("env_end", {})
@@ -104,10 +113,8 @@ def header(title: str, result: dict) -> list[str]:
 
 
 def fmt_mean_std(values, scale=100.0, digits=2) -> str:
-    """``91.23 ± 0.31`` (sample std over seeds), in points when ``scale=100``."""
-    import numpy as np
+    """``91.23 ± 0.31`` (sample std over seeds), in points when ``scale=100``: the recipes' report
+    :func:`tfkd.recipes.report.mean_std`, at the benchmarks' scale."""
+    from tfkd.recipes.report import mean_std
 
-    values = np.asarray(values, dtype=float) * scale
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+    return mean_std(values, scale=scale, digits=digits)

@@ -233,12 +233,7 @@ def main(argv=None) -> int:
         result["datasets"][ds] = export_dataset(ds, entry, runs_dir, work, runs=runs, warmup=warmup,
                                                 smoke=args.smoke, log=log)
     result["env_end"] = _common.environment()
-    out = _common.out_dir(args.out, args.smoke)
-    markdown = to_markdown(result)
-    paths = _common.write(out, "export_students_smoke" if args.smoke else "export_students", result, markdown)
-    print(markdown)
-    log(f"wrote {paths['json']} and {paths['markdown']}")
-    return 0
+    return _common.publish(args.out, args.smoke, "export_students", result, to_markdown(result), log)
 
 
 if __name__ == "__main__":

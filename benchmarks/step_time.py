@@ -480,12 +480,7 @@ def main(argv=None) -> int:
                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
               "pipeline": args.pipeline, "targets": TARGETS, "pairs": pairs, "autotune_probe": probe,
               "summary_note": _summary_note(pairs, env["cpu_cores"])}
-    out = _common.out_dir(args.out, args.smoke)
-    markdown = to_markdown(result)
-    paths = _common.write(out, "step_time_smoke" if args.smoke else "step_time", result, markdown)
-    print(markdown)
-    log(f"wrote {paths['json']} and {paths['markdown']}")
-    return 0
+    return _common.publish(args.out, args.smoke, "step_time", result, to_markdown(result), log)
 
 
 if __name__ == "__main__":

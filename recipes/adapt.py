@@ -28,9 +28,8 @@ import numpy as np
 
 from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
-from tfkd.recipes.domains import (DomainConfig, DomainData, clone, export_stage, load_domains, scores,
-                                  train_source_model)
-from tfkd.recipes.report import mean_std
+from tfkd.recipes.domains import (DomainConfig, DomainData, clone, domain_rows, export_stage, load_domains, scores,
+                                  source_and_arms)
 
 NAME = "adapt"
 DESCRIPTION = "teacher-student adaptation with parallel unlabeled data (Li et al. 2017): MNIST 6/9 upside down"
@@ -92,21 +91,14 @@ def _adapt_stage(cfg, ctx, d: DomainData, arm, seed):
 
 def run(cfg: Config, ctx) -> dict:
     d = load_domains(cfg)
-    ctx.plan([f"{arm}/seed{s}" for s in range(cfg.seeds) for arm in ARMS] + (["export"] if cfg.export else []))
-    results = {arm: [] for arm in ARMS}
-    for s in range(cfg.seeds):
-        seed = cfg.seed + s
-        results["teacher"].append(ctx.stage(f"teacher/seed{s}", lambda: train_source_model(
-            cfg, ctx, d, f"teacher_seed{s}", seed, cfg.model, cfg.teacher_epochs)))
-        for arm in ARMS[1:]:
-            results[arm].append(ctx.stage(f"{arm}/seed{s}", lambda: _adapt_stage(cfg, ctx, d, arm, seed)))
+    results = source_and_arms(cfg, ctx, d, "teacher", cfg.teacher_epochs, ARMS[1:],
+                              lambda arm, seed: _adapt_stage(cfg, ctx, d, arm, seed))
     export_info = export_stage(cfg, ctx, d, "two_domain_seed0") if cfg.export else None
 
     labels = {"teacher": "teacher (source-trained)", "adapted_kl": f"adapted student, KL at T={cfg.temperature:g}",
               "adapted_mse": "adapted student, logit MSE", "input_adapter": "input adapter + frozen teacher",
               "two_domain": "two-domain student"}
-    rows = [[labels[a], mean_std([r["source"] for r in results[a]]), mean_std([r["target"] for r in results[a]])]
-            for a in ARMS]
+    rows = domain_rows(labels, results)
     two = results["two_domain"]
     worst = min(min(r["source"], r["target"]) for r in two)
     summary = [d.summary,

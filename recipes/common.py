@@ -36,12 +36,19 @@ def split_validation(x, y, fraction, seed):
     return x[~mask], y[~mask], x[mask], y[mask]
 
 
-def load_data(cfg) -> Data:
+def load_splits(cfg):
+    """The :class:`tfkd.data.Splits` of ``cfg.dataset``, cut to ``--n-train``/``--n-test`` (a subset fixed by
+    ``cfg.seed``) when either is given."""
     from tfkd import data as data_lib
 
     splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir)
     if cfg.n_train or cfg.n_test:
         splits = data_lib.subset(splits, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    return splits
+
+
+def load_data(cfg) -> Data:
+    splits = load_splits(cfg)
     x_fit, y_fit, x_val, y_val = split_validation(splits.x_train, splits.y_train, cfg.val_fraction, cfg.seed)
     summary = (f"data: {splits.name} from {splits.source}: {len(x_fit)} train / {len(x_val)} validation (curves "
                f"only) / {len(splits.x_test)} test, input {tuple(splits.input_shape)}, {splits.num_classes} classes")

@@ -21,9 +21,8 @@ import numpy as np
 
 from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
-from tfkd.recipes.domains import (FewLabelConfig, clone, export_stage, load_domains,
-                                  scores, target_labels, train_source_model)
-from tfkd.recipes.report import mean_std
+from tfkd.recipes.domains import (FewLabelConfig, clone, domain_rows, export_stage, load_domains, scores,
+                                  source_and_arms, target_labels)
 
 NAME = "conservative"
 DESCRIPTION = "few-label target fine-tuning, plain vs conservative (distil from the original model)"
@@ -37,7 +36,7 @@ class Config(FewLabelConfig):
     temperature: float = field(2.0, "conservative arm: temperature")
 
 
-def _adapt(cfg, ctx, d, seed, conservative):
+def _adapt(cfg, ctx, d, arm, seed):
     import keras
 
     from tfkd import training
@@ -46,11 +45,11 @@ def _adapt(cfg, ctx, d, seed, conservative):
     source = ctx.load_model(f"source_seed{seed - cfg.seed}")
     x, y = target_labels(d, cfg.n_target_labels, seed)
     model = clone(source)
-    name = f"{'conservative' if conservative else 'finetune'}_seed{seed - cfg.seed}"
+    name = f"{arm}_seed{seed - cfg.seed}"
     common = dict(epochs=cfg.epochs, batch_size=min(cfg.batch_size, len(x)), lr=cfg.lr,
                   checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name,
                   verbose=int(ctx.verbose), callbacks=progress(ctx, name, cfg.epochs))
-    if conservative:
+    if arm == "conservative":
         # The frozen original model, on the same target inputs, is the teacher.
         training.train_distilled(clone(source, trainable=False), model, x, y, alpha=cfg.alpha,
                                  temperature=cfg.temperature, **common)
@@ -62,20 +61,13 @@ def _adapt(cfg, ctx, d, seed, conservative):
 
 def run(cfg: Config, ctx) -> dict:
     d = load_domains(cfg)
-    arms = ("source", "finetune", "conservative")
-    ctx.plan([f"{a}/seed{s}" for s in range(cfg.seeds) for a in arms] + (["export"] if cfg.export else []))
-    results = {a: [] for a in arms}
-    for s in range(cfg.seeds):
-        seed = cfg.seed + s
-        results["source"].append(ctx.stage(f"source/seed{s}", lambda: train_source_model(
-            cfg, ctx, d, f"source_seed{s}", seed, cfg.model, cfg.source_epochs)))
-        results["finetune"].append(ctx.stage(f"finetune/seed{s}", lambda: _adapt(cfg, ctx, d, seed, False)))
-        results["conservative"].append(ctx.stage(f"conservative/seed{s}", lambda: _adapt(cfg, ctx, d, seed, True)))
+    results = source_and_arms(cfg, ctx, d, "source", cfg.source_epochs, ("finetune", "conservative"),
+                              lambda arm, seed: _adapt(cfg, ctx, d, arm, seed))
+    arms = tuple(results)
     export_info = export_stage(cfg, ctx, d, "conservative_seed0") if cfg.export else None
     labels = {"source": "source model", "finetune": f"plain fine-tuning on {cfg.n_target_labels} target labels",
               "conservative": f"conservative (alpha={cfg.alpha:g}, T={cfg.temperature:g})"}
-    rows = [[labels[a], mean_std([r["source"] for r in results[a]]), mean_std([r["target"] for r in results[a]])]
-            for a in arms]
+    rows = domain_rows(labels, results)
     mean = {a: {k: float(np.mean([r[k] for r in results[a]])) for k in ("source", "target")} for a in arms}
     d_source = (mean["conservative"]["source"] - mean["finetune"]["source"]) * 100
     d_target = (mean["conservative"]["target"] - mean["finetune"]["target"]) * 100

@@ -20,8 +20,8 @@ import numpy as np
 
 from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
-from tfkd.recipes.domains import DomainConfig, DomainData, clone, export_stage, load_domains, scores, train_source_model
-from tfkd.recipes.report import mean_std
+from tfkd.recipes.domains import (DomainConfig, DomainData, clone, domain_rows, export_stage, load_domains, scores,
+                                  source_and_arms)
 
 NAME = "dann"
 DESCRIPTION = "domain-adversarial training (gradient reversal) vs source-only vs parallel-data teacher-student"
@@ -106,22 +106,15 @@ def run(cfg: Config, ctx) -> dict:
     import warnings
 
     d = load_domains(cfg)
-    arms = ("source_only", "dann", "parallel")
-    ctx.plan([f"{a}/seed{s}" for s in range(cfg.seeds) for a in arms] + (["export"] if cfg.export else []))
-    results = {a: [] for a in arms}
+    stages = {"dann": _dann_stage, "parallel": _parallel_stage}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*carry no labels.*")  # the parallel arm is label-free
-        for s in range(cfg.seeds):
-            seed = cfg.seed + s
-            results["source_only"].append(ctx.stage(f"source_only/seed{s}", lambda: train_source_model(
-                cfg, ctx, d, f"source_only_seed{s}", seed, cfg.model, cfg.epochs)))
-            results["dann"].append(ctx.stage(f"dann/seed{s}", lambda: _dann_stage(cfg, ctx, d, seed)))
-            results["parallel"].append(ctx.stage(f"parallel/seed{s}", lambda: _parallel_stage(cfg, ctx, d, seed)))
+        results = source_and_arms(cfg, ctx, d, "source_only", cfg.epochs, tuple(stages),
+                                  lambda arm, seed: stages[arm](cfg, ctx, d, seed))
     export_info = export_stage(cfg, ctx, d, "dann_seed0") if cfg.export else None
     labels = {"source_only": "source only", "dann": "DANN (unpaired target)",
               "parallel": "teacher-student on parallel pairs (logit MSE)"}
-    rows = [[labels[a], mean_std([r["source"] for r in results[a]]), mean_std([r["target"] for r in results[a]])]
-            for a in arms]
+    rows = domain_rows(labels, results)
     gain = (np.mean([r["target"] for r in results["dann"]]) - np.mean([r["target"] for r in
                                                                       results["source_only"]])) * 100
     summary = [d.summary, f"DANN vs source only on the target test set: {gain:+.2f} points "

@@ -60,10 +60,9 @@ class DomainData:
 
 def load_domains(cfg) -> DomainData:
     from tfkd import data as data_lib
+    from tfkd.recipes.common import load_splits
 
-    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir)
-    if cfg.n_train or cfg.n_test:
-        splits = data_lib.subset(splits, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    splits = load_splits(cfg)
     x, y, xt, yt = splits.x_train, splits.y_train, splits.x_test, splits.y_test
     if cfg.classes:
         x, y = data_lib.filter_classes(x, y, classes=tuple(cfg.classes))
@@ -114,6 +113,33 @@ def train_source_model(cfg, ctx, d: DomainData, name, seed, spec, epochs):
                                         label=name, verbose=int(ctx.verbose), callbacks=progress(ctx, name, epochs))
     ctx.save_model(model, name)
     return {**scores(model, d), "history": history}
+
+
+def source_and_arms(cfg, ctx, d: DomainData, source, source_epochs, arms, train) -> dict:
+    """Every seed's stages: the source-trained model, then each adapted arm; returns ``{arm: [result per seed]}``.
+
+    For seed ``s`` (``seed = cfg.seed + s``): stage ``{source}/seed{s}`` trains ``cfg.model`` on the labeled source
+    images for ``source_epochs`` and saves it as ``{source}_seed{s}``; then stage ``{arm}/seed{s}`` runs
+    ``train(arm, seed)`` for each name in ``arms`` (it may load that source model). Plans these stages, and
+    ``export`` when ``cfg.export``. Results are keyed ``source`` first, then ``arms``, in order.
+    """
+    ctx.plan([f"{a}/seed{s}" for s in range(cfg.seeds) for a in (source, *arms)] + (["export"] if cfg.export else []))
+    results = {a: [] for a in (source, *arms)}
+    for s in range(cfg.seeds):
+        seed = cfg.seed + s
+        results[source].append(ctx.stage(f"{source}/seed{s}", lambda: train_source_model(
+            cfg, ctx, d, f"{source}_seed{s}", seed, cfg.model, source_epochs)))
+        for arm in arms:
+            results[arm].append(ctx.stage(f"{arm}/seed{s}", lambda: train(arm, seed)))
+    return results
+
+
+def domain_rows(labels, results) -> list:
+    """Table rows ``[label, source test accuracy, target test accuracy]`` (mean ± std over seeds), one an arm."""
+    from tfkd.recipes.report import mean_std
+
+    return [[labels[a], *(mean_std([r[domain] for r in rs]) for domain in ("source", "target"))]
+            for a, rs in results.items()]
 
 
 def target_labels(d: DomainData, n, seed):

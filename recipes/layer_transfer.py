@@ -19,7 +19,7 @@ import numpy as np
 
 from tfkd.recipes.common import progress
 from tfkd.recipes.config import field
-from tfkd.recipes.domains import FewLabelConfig, export_stage, load_domains, scores, target_labels, train_source_model
+from tfkd.recipes.domains import FewLabelConfig, export_stage, load_domains, scores, source_and_arms, target_labels
 from tfkd.recipes.report import mean_std
 
 NAME = "layer-transfer"
@@ -97,15 +97,10 @@ def _stage(cfg, ctx, d, seed, k):
 
 def run(cfg: Config, ctx) -> dict:
     d = load_domains(cfg)
-    ctx.plan([s for i in range(cfg.seeds) for s in [f"source/seed{i}"] + [f"k{k}/seed{i}" for k in cfg.k]]
-             + (["export"] if cfg.export else []))
-    sources, results = [], {k: [] for k in cfg.k}
-    for s in range(cfg.seeds):
-        seed = cfg.seed + s
-        sources.append(ctx.stage(f"source/seed{s}", lambda: train_source_model(
-            cfg, ctx, d, f"source_seed{s}", seed, cfg.model, cfg.source_epochs)))
-        for k in cfg.k:
-            results[k].append(ctx.stage(f"k{k}/seed{s}", lambda: _stage(cfg, ctx, d, seed, k)))
+    layers = {f"k{k}": k for k in cfg.k}  # arm name -> layers transferred
+    by_arm = source_and_arms(cfg, ctx, d, "source", cfg.source_epochs, tuple(layers),
+                             lambda arm, seed: _stage(cfg, ctx, d, seed, layers[arm]))
+    sources, results = by_arm["source"], {k: by_arm[arm] for arm, k in layers.items()}
     rows = [["source model", "—", mean_std([r["source"] for r in sources]), mean_std([r["target"] for r in sources]),
              "", ""]]
     for k in cfg.k:

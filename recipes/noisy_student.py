@@ -84,10 +84,9 @@ class SemiData:
 
 def load_semi(cfg) -> SemiData:
     from tfkd import data as data_lib
+    from tfkd.recipes.common import load_splits
 
-    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir)
-    if cfg.n_train or cfg.n_test:
-        splits = data_lib.subset(splits, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
+    splits = load_splits(cfg)
     x_lab, y_lab, x_unl, y_hidden = data_lib.labeled_unlabeled_split(splits.x_train, splits.y_train,
                                                                      cfg.labeled_fraction, seed=cfg.seed)
     corrupted = data_lib.corrupted_test_set(splits.x_test, splits.y_test, seed=cfg.seed)

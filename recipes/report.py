@@ -18,14 +18,18 @@ from pathlib import Path
 from tfkd import io
 
 
-def mean_std(values) -> str:
-    """``0.9812 ± 0.0021`` (or the single value when there is one)."""
+def mean_std(values, *, scale=1.0, digits=4) -> str:
+    """``0.9812 ± 0.0021``: the mean ± the sample std over seeds (the single value when there is one).
+
+    Each value is multiplied by ``scale`` first (``scale=100``: accuracy in points) and printed with ``digits``
+    decimals: ``mean_std([0.9123, 0.9185], scale=100, digits=2)`` is ``"91.54 ± 0.44"``.
+    """
     import numpy as np
 
-    values = [float(v) for v in values]
+    values = np.asarray(values, dtype=float) * scale
     if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def to_markdown(report) -> str:
