@@ -11,7 +11,10 @@ alpha=1, over a longer schedule ``--fm-epochs``), with its own label-only baseli
 schedule, so the comparison stays fair. Optional ``--sweep`` over temperature x alpha (seed 0). The student with
 the best validation accuracy, labels-only arms included (``--export-arm`` chooses otherwise), is exported to TFLite
 and validated against Keras. The report says plainly whether each method won or lost against labels alone, and
-says first when the exported distilled student scored below labels-only training.
+says first when the exported distilled student scored below labels-only training. Its verdict (``report.json``'s
+``"verdict"``, and the sentence under report.md's title) takes the distilled arm best on validation and gives its
+test-accuracy difference from labels-only training at the same budget, in points, with the standard error of the
+paired per-seed differences.
 
 Example:
 
@@ -182,6 +185,18 @@ def _final_val(result) -> float:
     return float(values[-1])
 
 
+def _mean_val(results, arm) -> float:
+    """An arm's final validation accuracy, the mean over its seeds."""
+    return float(np.nanmean([_final_val(r) for r in results[arm]]))
+
+
+def _best_on_validation(results, distilled_only: bool) -> str:
+    """The arm with the highest mean final validation accuracy over seeds, among all arms or only the distilled
+    ones; ties go to the earlier arm (NoKD first)."""
+    candidates = [a for a in results if not (distilled_only and a.startswith("nokd"))]
+    return max(candidates, key=lambda arm: _mean_val(results, arm))
+
+
 def _export_choice(cfg, results) -> str:
     """The arm exported: chosen on validation, never on the test set the report then scores it on.
 
@@ -191,8 +206,7 @@ def _export_choice(cfg, results) -> str:
     """
     if cfg.export_arm not in ("best", "best_distilled"):
         return cfg.export_arm
-    candidates = [a for a in results if cfg.export_arm == "best" or not a.startswith("nokd")]
-    return max(candidates, key=lambda arm: np.nanmean([_final_val(r) for r in results[arm]]))
+    return _best_on_validation(results, distilled_only=cfg.export_arm == "best_distilled")
 
 
 def _baseline_arm(arm) -> str:
@@ -200,9 +214,40 @@ def _baseline_arm(arm) -> str:
     return "nokd_long" if arm == "fm" else "nokd"
 
 
+def _verdict(results, labels) -> dict:
+    """Did distillation pay off? The best distilled arm, chosen on validation (as ``--export-arm best_distilled``
+    chooses), against labels-only training at the same budget, on the test set.
+
+    ``delta_vs_nokd_points``: the arm's mean test accuracy minus its baseline's, in points (the report table's Δ);
+    ``delta_stderr_points``: the standard error of the per-seed differences (both arms of a seed share its seed and
+    data), ``None`` for one seed.
+    """
+    arm = _best_on_validation(results, distilled_only=True)
+    base = _baseline_arm(arm)
+    test, base_test = ([r["accuracy"] for r in results[a]] for a in (arm, base))
+    delta = (float(np.mean(test)) - float(np.mean(base_test))) * 100
+    paired = (np.asarray(test) - np.asarray(base_test)) * 100
+    stderr = float(np.std(paired, ddof=1) / np.sqrt(len(paired))) if len(paired) > 1 else None
+    return {"method": labels[arm], "arm": arm, "delta_vs_nokd_points": delta, "delta_stderr_points": stderr,
+            "seeds": len(paired), "chosen_on": "validation", "won": bool(delta > 0)}
+
+
+def _verdict_sentence(verdict, labels) -> str:
+    """The verdict in one plain sentence, for the top of report.md."""
+    delta, stderr, seeds = verdict["delta_vs_nokd_points"], verdict["delta_stderr_points"], verdict["seeds"]
+    outcome = "beat" if delta > 0 else ("tied" if delta == 0 else "LOST to")
+    size = "" if delta == 0 else f" by {abs(delta):.2f}" + (f" ± {stderr:.2f}" if stderr is not None else "") + \
+        " points"
+    spread = f"mean of {seeds} seeds ± standard error of the paired per-seed difference" if stderr is not None \
+        else f"{seeds} seed"
+    return (f"Verdict: {verdict['method']}, the distilled arm with the best validation accuracy, {outcome} its "
+            f"labels-only baseline at the same budget, {labels[_baseline_arm(verdict['arm'])]}, on the test set"
+            f"{size} ({spread}).")
+
+
 def _export_lines(cfg, results, labels, best_arm) -> list:
     """The report's first lines: which student was exported, why, and whether it lost to labels only."""
-    val = float(np.nanmean([_final_val(r) for r in results[best_arm]]))
+    val = _mean_val(results, best_arm)
     rule = {"best": "the highest validation accuracy of all arms, NoKD included",
             "best_distilled": "the highest validation accuracy of the distilled arms"}.get(
         cfg.export_arm, f"--export-arm {cfg.export_arm}")
@@ -289,10 +334,11 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
             ctx.path("plots", "comparison.png"), f"Test accuracy, student {cfg.student}", "test accuracy",
             reference=labels["nokd"]))},
     ]
-    return {"title": f"compress: {teacher_name} -> {cfg.student} on {cfg.dataset}", "summary": summary,
+    verdict = _verdict(results, labels)
+    return {"title": f"compress: {teacher_name} -> {cfg.student} on {cfg.dataset}",
+            "lead": _verdict_sentence(verdict, labels), "verdict": verdict, "summary": summary,
             "tables": tables, "figures": figures,
             "results": {"teacher": teacher_info, "arms": results, "sweep": sweep_rows, "export": export_info,
                         "best_arm": best_arm, "export_arm": best_arm,
-                        "val_accuracy": {arm: float(np.nanmean([_final_val(r) for r in rs]))
-                                         for arm, rs in results.items()}}}
+                        "val_accuracy": {arm: _mean_val(results, arm) for arm in results}}}
 

@@ -1,7 +1,8 @@
 """Recipe reports: one plain dict rendered as ``report.json`` and ``report.md``.
 
 A report is ``{"title": str, "summary": [str], "tables": [{"title", "columns", "rows"}], "figures": [{"title",
-"path"}], "results": {...}}``; every recipe fills the same shape so tests and tools read any of them alike.
+"path"}], "results": {...}}``; every recipe fills the same shape so tests and tools read any of them alike. An
+optional ``"lead"`` (one plain sentence: the run's answer) stands under the title, before the summary.
 
 Example:
 
@@ -34,6 +35,8 @@ def mean_std(values, *, scale=1.0, digits=4) -> str:
 
 def to_markdown(report) -> str:
     lines = [f"# {report['title']}", ""]
+    if report.get("lead"):
+        lines += [report["lead"], ""]
     for line in report.get("summary", []):
         lines.append(f"- {line}")
     for table in report.get("tables", []):
@@ -51,7 +54,8 @@ def to_markdown(report) -> str:
 def to_brief(report) -> str:
     """The report for a log: title, summary and first table in Markdown, then what else ``report.md`` holds."""
     tables, figures = report.get("tables", []), report.get("figures", [])
-    text = to_markdown({"title": report["title"], "summary": report.get("summary", []), "tables": tables[:1]})
+    text = to_markdown({"title": report["title"], "lead": report.get("lead"), "summary": report.get("summary", []),
+                        "tables": tables[:1]})
     more = [f"'{t['title']}'" for t in tables[1:]] + ([f"{len(figures)} figure{'s' if len(figures) > 1 else ''}"]
                                                        if figures else [])
     return text + (f"\nAlso in report.md: {', '.join(more)}.\n" if more else "")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfkd.recipes import compress, plots
+from tfkd.recipes import compress, plots, report
 
 
 @pytest.fixture
@@ -93,3 +93,33 @@ def test_report_says_first_when_the_exported_distilled_student_lost_to_labels_on
     assert lines[0].startswith("WARNING: the exported distilled student") and "BELOW labels-only" in lines[0]
     assert "0.9600" in lines[0] and "-2.00 points" in lines[0]
     assert lines[1].startswith("Exported student: function matching")
+
+
+def test_verdict_picks_the_distilled_arm_on_validation_and_pairs_seeds_for_its_error():
+    cfg = compress.Config()
+    # kd is best on validation, kd_decay best on test: the verdict goes by validation, as the export choice does.
+    results = {"nokd": [_arm(0.95, 0.90), _arm(0.94, 0.91), _arm(0.93, 0.92)],
+               "kd": [_arm(0.96, 0.93), _arm(0.95, 0.91), _arm(0.96, 0.925)],
+               "kd_decay": [_arm(0.90, 0.99)] * 3}
+    labels = compress._labels(cfg)
+    verdict = compress._verdict(results, labels)
+    assert verdict["arm"] == "kd" == compress._export_choice(compress.Config(export_arm="best_distilled"), results)
+    assert verdict["method"] == labels["kd"] and verdict["chosen_on"] == "validation" and verdict["seeds"] == 3
+    # By hand: per-seed differences 3, 0 and 0.5 points; mean 7/6; sample std sqrt(31/12); stderr that / sqrt(3).
+    assert verdict["delta_vs_nokd_points"] == pytest.approx(7 / 6)
+    assert verdict["delta_stderr_points"] == pytest.approx((31 / 12) ** 0.5 / 3 ** 0.5)
+    assert verdict["won"] is True
+    sentence = compress._verdict_sentence(verdict, labels)
+    assert sentence.startswith("Verdict: KD (T=4, alpha=0.5), the distilled arm with the best validation accuracy, "
+                               "beat its labels-only baseline at the same budget, NoKD (labels only), on the test "
+                               "set by 1.17 ± 0.93 points (mean of 3 seeds")
+    # One seed: no standard error; a loss is said plainly; function matching is compared at its own budget.
+    one = {"nokd": [_arm(0.90, 0.95)], "kd": [_arm(0.93, 0.91)], "nokd_long": [_arm(0.95, 0.96)],
+           "fm": [_arm(0.96, 0.94)]}
+    verdict = compress._verdict(one, labels)
+    assert verdict["arm"] == "fm" and verdict["delta_stderr_points"] is None and verdict["won"] is False
+    assert verdict["delta_vs_nokd_points"] == pytest.approx(-2.0)
+    assert "LOST to its labels-only baseline at the same budget, NoKD, 60 epochs, on the test set by 2.00 points " \
+           "(1 seed)." in compress._verdict_sentence(verdict, labels)
+    md = report.to_markdown({"title": "t", "lead": "The answer.", "summary": ["s"]})
+    assert md.splitlines()[:4] == ["# t", "", "The answer.", ""]

@@ -60,6 +60,22 @@ def test_compress_writes_every_artifact_and_an_honest_report(compress_run):
         delta = (arm_acc := arms[arm][0]["accuracy"]) - arms[base][0]["accuracy"]
         word = "beat label-only" if delta > 0 else ("tied label-only" if delta == 0 else "LOST to label-only")
         assert word in md, (arm, arm_acc)
+    # The verdict: the distilled arm best on validation (never on test), against its same-budget labels-only arm.
+    verdict = report["verdict"]
+    val = {arm: rs[0]["history"]["val_accuracy"][-1] for arm, rs in arms.items()}
+    best = max(["kd", "kd_decay", "fm"], key=val.get)
+    base = "nokd_long" if best == "fm" else "nokd"
+    delta = (arms[best][0]["accuracy"] - arms[base][0]["accuracy"]) * 100
+    assert verdict["arm"] == best and verdict["chosen_on"] == "validation"
+    assert verdict["arm"] == compress._export_choice(compress.Config(export_arm="best_distilled"), arms)
+    assert verdict["method"] == compress._labels(compress.Config(fm_epochs=3))[best]
+    assert verdict["delta_vs_nokd_points"] == pytest.approx(delta, abs=1e-9)
+    assert verdict["seeds"] == 1 and verdict["delta_stderr_points"] is None and verdict["won"] == (delta > 0)
+    lead = md.splitlines()[2]  # under the title, before the summary
+    assert lead.startswith(f"Verdict: {verdict['method']}, the distilled arm with the best validation accuracy, ")
+    assert ("beat its" if delta > 0 else "tied its" if delta == 0 else "LOST to its") in lead
+    assert (f"by {abs(delta):.2f} points (1 seed)." if delta else "(1 seed).") in lead
+    assert lead in stdout  # the log's brief report carries it too
     exported = report["results"]["export"]["formats"]
     assert {e["format"] for e in exported} == {"tflite none", "tflite int8"}
     float_row = next(e for e in exported if e["format"] == "tflite none")
@@ -159,6 +175,7 @@ def test_kill_9_mid_stage_then_resume_completes_without_redoing_finished_stages(
     report = json.loads((out / "report.json").read_text())
     assert len(report["results"]["arms"]["fm"][0]["history"]["loss"]) == 3  # nothing finished was lost
     assert_same(artifacts(out), artifacts(compress_run[0]))
+    assert report["verdict"] == json.loads((compress_run[0] / "report.json").read_text())["verdict"]
 
 
 def test_config_is_validated_before_any_training(tmp_path):
