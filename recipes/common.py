@@ -236,8 +236,8 @@ class Arm:
     @classmethod
     def live(cls, name, seed, teacher, *, temperature, alpha, method=None, augment=None, alpha_decay_start=None,
              distill_loss="kl", spec=None, epochs=None, keep_model=True, teacher_test_pred=None) -> "Arm":
-        """Distilled from a live teacher model: needed by feature ``method``\\ s and by ``augment`` (a Keras layer
-        that gives teacher and student the same random view of every batch: function matching)."""
+        """Distilled from a live teacher model, as feature methods need (``method``, e.g. ``"at"``) and ``augment``
+        does (a Keras layer that gives teacher and student the same random view of every batch: function matching)."""
         return cls(name, seed, teacher=teacher, temperature=temperature, alpha=alpha, method=method, augment=augment,
                    alpha_decay_start=alpha_decay_start, distill_loss=distill_loss, spec=spec, epochs=epochs,
                    keep_model=keep_model, teacher_test_pred=teacher_test_pred)

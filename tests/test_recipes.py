@@ -1,5 +1,6 @@
 """End-to-end tests of the compression-family recipes on small real-data budgets, each checking a method property."""
 
+import dataclasses
 import json
 
 import keras
@@ -167,3 +168,20 @@ def test_pareto_frontier_by_hand():
             {"trial": "c", "params": 200, "val_accuracy": 0.90}, {"trial": "d", "params": 150, "val_accuracy": 0.84},
             {"trial": "e", "params": 10, "val_accuracy": 0.0}]
     assert [r["trial"] for r in pareto_frontier(rows)] == ["b", "c"]
+
+
+def test_a_student_arm_says_what_teaches_it_and_refuses_settings_it_would_ignore():
+    from tfkd.recipes.common import Arm, LogitsCache
+
+    cache = LogitsCache(fit=None, val=None, test_pred=np.array([1, 2, 3]))
+    assert Arm.labels_only("nokd_seed0", 0).kind == "labels"
+    arm = Arm.from_cache("kd_seed0", 0, cache, temperature=4.0, alpha=0.5, alpha_decay_start=0.5)
+    assert arm.kind == "cache" and arm.teacher_test_pred is cache.test_pred  # agreement with the cached teacher
+    teacher = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)], name="teacher")
+    assert Arm.live("fm_seed0", 0, teacher, temperature=1.0, alpha=1.0).kind == "live"
+    with pytest.raises(ValueError, match="arm 'nokd_seed0' has no teacher, so temperature, method would be ignored"):
+        Arm("nokd_seed0", 0, temperature=4.0, method="dkd")
+    with pytest.raises(ValueError, match="label_smoothing=0.1 applies to labels-only arms"):
+        Arm("kd_seed0", 0, teacher=cache, temperature=4.0, alpha=0.5, label_smoothing=0.1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        arm.seed = 1
