@@ -202,6 +202,8 @@ class Arm:
     method: str | None = None
     keep_model: bool = True
     teacher_test_pred: np.ndarray | None = None
+    lr: float | None = None  # default: the config's --lr
+    setting: dict | None = None  # a setting searched by tfkd.tuning (method and knobs) instead of temperature/alpha
 
     def __post_init__(self):
         if self.teacher is None:
@@ -217,21 +219,27 @@ class Arm:
 
     @classmethod
     def labels_only(cls, name, seed, *, label_smoothing=0.0, spec=None, epochs=None, keep_model=True,
-                    teacher_test_pred=None) -> "Arm":
+                    teacher_test_pred=None, lr=None) -> "Arm":
         """Cross-entropy on the labels (``label_smoothing`` > 0: on smoothed one-hot targets)."""
         return cls(name, seed, label_smoothing=label_smoothing, spec=spec, epochs=epochs, keep_model=keep_model,
-                   teacher_test_pred=teacher_test_pred)
+                   teacher_test_pred=teacher_test_pred, lr=lr)
 
     @classmethod
-    def from_cache(cls, name, seed, cache: "LogitsCache", *, temperature, alpha, alpha_decay_start=None,
-                   method=None, distill_loss="kl", spec=None, epochs=None, keep_model=True) -> "Arm":
-        """Distilled from cached teacher logits: KD at ``temperature``/``alpha`` or a logit ``method``.
+    def from_cache(cls, name, seed, cache: "LogitsCache", *, temperature=None, alpha=None, alpha_decay_start=None,
+                   method=None, distill_loss="kl", spec=None, epochs=None, keep_model=True, setting=None,
+                   lr=None) -> "Arm":
+        """Distilled from cached teacher logits: KD at ``temperature``/``alpha``, a logit ``method``, or a
+        ``setting`` chosen by a search (:func:`tfkd.tuning.best_setting`: method, knobs, ``lr``).
 
         ``alpha_decay_start``: alpha holds until that fraction of training, then falls linearly to 0.
         """
+        if (setting is None) == (temperature is None or alpha is None):
+            raise ValueError(f"arm {name!r}: give temperature and alpha, or a searched setting, not both or neither.")
+        if setting is not None:
+            lr = setting["lr"] if lr is None else lr
         return cls(name, seed, teacher=cache, temperature=temperature, alpha=alpha,
                    alpha_decay_start=alpha_decay_start, method=method, distill_loss=distill_loss, spec=spec,
-                   epochs=epochs, keep_model=keep_model, teacher_test_pred=cache.test_pred)
+                   epochs=epochs, keep_model=keep_model, teacher_test_pred=cache.test_pred, setting=setting, lr=lr)
 
     @classmethod
     def live(cls, name, seed, teacher, *, temperature, alpha, method=None, augment=None, alpha_decay_start=None,
@@ -269,8 +277,9 @@ def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
     student = build(arm.spec or cfg.student, data, seed)
     taught_by = None
     epochs = arm.epochs or cfg.epochs
-    common = dict(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, checkpoint_dir=ctx.checkpoint_dir(name),
-                  log_dir=ctx.log_dir(name), label=name, verbose=int(ctx.verbose))
+    common = dict(epochs=epochs, batch_size=cfg.batch_size, lr=arm.lr or cfg.lr,
+                  checkpoint_dir=ctx.checkpoint_dir(name), log_dir=ctx.log_dir(name), label=name,
+                  verbose=int(ctx.verbose))
     notes = []
     if arm.kind == "labels":
         history = training.train_supervised(student, data.x_fit, data.y_fit, label_smoothing=arm.label_smoothing,
@@ -293,7 +302,11 @@ def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
             x, val, live = data.x_fit, (data.x_val, data.y_val), arm.teacher
             taught_by = live.name
         extra = {"augment": arm.augment} if arm.augment is not None else {}
-        if arm.method is not None:
+        if arm.setting is not None:
+            from tfkd import tuning
+
+            extra["terms"], extra["hard_weight"] = tuning.setting_terms(arm.setting, epochs)
+        elif arm.method is not None:
             from tfkd import terms as kd_terms
 
             extra["terms"], extra["hard_weight"] = kd_terms.method_terms(

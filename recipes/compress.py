@@ -54,7 +54,10 @@ class Config(RecipeConfig):
         ["kd", "kd_decay", "dkd", "dist"],
         "distillation arms beside NoKD, comma-separated: kd, kd_decay, kd_std (logit standardisation), dkd, dist "
         "(logit methods, from the cached teacher logits) and fitnet, at, rkd, sp (feature methods, live teacher; "
-        "layers chosen by tfkd.terms.auto_pairs); see tfkd.terms.method_terms for each method's weights")
+        "layers chosen by tfkd.terms.auto_pairs); see tfkd.terms.method_terms for each method's weights. auto: "
+        "keras-tuner chooses a logit method and its knobs on validation, and labels-only training gets the same "
+        "search (arm nokd_tuned) as its baseline")
+    auto_trials: int = field(8, "--methods auto: trials of each of the two searches (the same budget for both)")
     sweep: bool = field(False, "also sweep temperature x alpha (seed 0) and report the table")
     sweep_temperatures: typing.List[float] = field([1.0, 2.0, 4.0, 8.0], "temperatures of --sweep")
     sweep_alphas: typing.List[float] = field([0.25, 0.5, 0.75, 0.95], "alphas of --sweep")
@@ -75,12 +78,12 @@ class Config(RecipeConfig):
             raise ValueError("sweep temperatures must be > 0 and sweep alphas in [0, 1].")
         from tfkd.terms import METHODS
 
-        known = ("kd_decay", *METHODS)
+        known = ("kd_decay", *METHODS, "auto")
         unknown = [m for m in self.methods if m not in known]
         if unknown or not self.methods or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods={','.join(self.methods)} must be distinct names from {', '.join(known)}; "
                              f"unknown: {', '.join(unknown) or 'none'}.")
-        arms = ["nokd", *self.methods] + (["nokd_long", "fm"] if self.function_matching else [])
+        arms = _arms(self)
         if self.export_arm not in ("best", "best_distilled", *arms):
             raise ValueError(f"export_arm={self.export_arm!r}; expected best, best_distilled or one of this run's "
                              f"arms: {', '.join(arms)}.")
@@ -89,8 +92,22 @@ class Config(RecipeConfig):
                              f"fm_noise={self.fm_noise!r} one of simple, randaugment, none.")
 
 
-def _labels(cfg):
-    return {"nokd": "NoKD (labels only)", "kd": f"KD (T={cfg.temperature:g}, alpha={cfg.alpha:g})",
+def _arms(cfg) -> list:
+    """Every arm of a run, baselines included, in report order."""
+    auto = ["nokd_tuned"] if "auto" in cfg.methods else []
+    return ["nokd", *auto, *cfg.methods] + (["nokd_long", "fm"] if cfg.function_matching else [])
+
+
+def _labels(cfg, searched=None):
+    """Report labels of the arms; ``searched`` holds the settings --methods auto chose."""
+    from tfkd import tuning
+
+    searched = searched or {}
+    auto = {"auto": "chosen on validation: " + tuning.describe_setting(searched["distilled"])
+            if "distilled" in searched else "method chosen on validation (--methods auto)",
+            "nokd_tuned": "NoKD tuned on validation: " + tuning.describe_setting(searched["labels"])
+            if "labels" in searched else "NoKD tuned on validation (--methods auto)"}
+    return {**auto, "nokd": "NoKD (labels only)", "kd": f"KD (T={cfg.temperature:g}, alpha={cfg.alpha:g})",
             "kd_decay": f"KD + alpha decay from {cfg.decay_start:.0%}",
             "kd_std": f"KD + logit standardisation (T={cfg.temperature:g}, alpha={cfg.alpha:g})",
             "dkd": "DKD (T=4, alpha=1, beta=8)", "dist": "DIST (T=1, beta=1, gamma=1)",
@@ -125,9 +142,10 @@ def run(cfg: Config, ctx) -> dict:
 
     data = common.load_data(cfg)
     _check_feature_methods(cfg, data)
-    arms = ["nokd", *cfg.methods] + (["nokd_long", "fm"] if cfg.function_matching else [])
+    arms = _arms(cfg)
     sweep = [(t, a) for t in cfg.sweep_temperatures for a in cfg.sweep_alphas] if cfg.sweep else []
-    ctx.plan(["teacher", "teacher_logits"]
+    auto = "auto" in cfg.methods
+    ctx.plan(["teacher", "teacher_logits"] + (["search/distilled", "search/labels"] if auto else [])
              + [f"{arm}/seed{s}" for s in range(cfg.seeds) for arm in arms]
              + [f"sweep/T{t:g}_a{a:g}" for t, a in sweep]
              + (["export"] if cfg.export else []))
@@ -135,9 +153,13 @@ def run(cfg: Config, ctx) -> dict:
     teacher_info = ctx.stage("teacher", lambda: common.teacher_stage(cfg, ctx, data))
     teacher = ctx.load_model("teacher")
     cache = common.logits_cache_stage(ctx, teacher, data)
+    searched = {kind: ctx.stage(f"search/{kind}", lambda kind=kind: _search(cfg, ctx, data, cache, kind))
+                for kind in ("distilled", "labels")} if auto else {}
 
     def method_arm(method, s, seed) -> Arm:
         name, kd = f"{method}_seed{s}", dict(temperature=cfg.temperature, alpha=cfg.alpha)
+        if method == "auto":
+            return Arm.from_cache(name, seed, cache, setting=_setting(searched["distilled"]))
         if method == "kd_decay":
             return Arm.from_cache(name, seed, cache, alpha_decay_start=cfg.decay_start, **kd)
         if kd_terms.needs_live_teacher(method):  # feature methods read teacher layers: no cache for them
@@ -152,6 +174,11 @@ def run(cfg: Config, ctx) -> dict:
         seed = cfg.seed + s
         results["nokd"].append(train(f"nokd/seed{s}", Arm.labels_only(f"nokd_seed{s}", seed,
                                                                       teacher_test_pred=cache.test_pred)))
+        if auto:
+            tuned = searched["labels"]
+            results["nokd_tuned"].append(train(f"nokd_tuned/seed{s}", Arm.labels_only(
+                f"nokd_tuned_seed{s}", seed, label_smoothing=tuned["label_smoothing"], lr=tuned["lr"],
+                teacher_test_pred=cache.test_pred)))
         for method in cfg.methods:
             results[method].append(train(f"{method}/seed{s}", method_arm(method, s, seed)))
         if cfg.function_matching:
@@ -170,7 +197,7 @@ def run(cfg: Config, ctx) -> dict:
             f"sweep_T{t:g}_a{a:g}", cfg.seed, cache, temperature=t, alpha=a, keep_model=False))
         sweep_rows.append((t, a, r["accuracy"]))
 
-    labels = _labels(cfg)
+    labels = _labels(cfg, searched)
     labels = {arm: label for arm, label in labels.items() if arm in results}
     best_arm = _export_choice(cfg, results)
     export_info = ctx.stage("export", lambda: common.export_stage(cfg, ctx, data, f"{best_arm}_seed0")) \
@@ -210,8 +237,41 @@ def _export_choice(cfg, results) -> str:
 
 
 def _baseline_arm(arm) -> str:
-    """Labels-only training at the same budget as ``arm`` (function matching trains for --fm-epochs)."""
-    return "nokd_long" if arm == "fm" else "nokd"
+    """Labels-only training at the same budget as ``arm``: function matching trains for --fm-epochs, and the
+    setting --methods auto chose is compared with labels-only training given the same search."""
+    return {"fm": "nokd_long", "auto": "nokd_tuned"}.get(arm, "nokd")
+
+
+def _setting(searched) -> dict:
+    """A search's result without its bookkeeping (score, trial id): what trains the chosen arm."""
+    return {k: v for k, v in searched.items() if k not in ("val_accuracy", "trial_id", "trials")}
+
+
+def _search(cfg, ctx, data, cache, kind) -> dict:
+    """One of --methods auto's two searches on validation (keras-tuner RandomSearch, ``cfg.auto_trials`` trials,
+    ``cfg.epochs`` each): ``distilled`` over logit methods and their knobs from the cached logits, ``labels`` over
+    labels-only training's learning rate and label smoothing. Returns the best setting and every trial's score."""
+    from tfkd import tuning
+    from tfkd.terms import LOGIT_METHODS
+
+    if kind == "distilled":
+        # the first trial is the untuned KD arm (--temperature, --alpha, --lr)
+        default = {"method": "kd", "lr": cfg.lr, "temperature": cfg.temperature, "alpha": cfg.alpha}
+        model = tuning.MethodSearch(cfg.student, cache.fit, cache.val, data, methods=LOGIT_METHODS,
+                                    epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, default=default)
+    else:  # the first trial is the untuned NoKD arm
+        model = tuning.LabelsOnlySearch(cfg.student, data, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                        seed=cfg.seed, default={"lr": cfg.lr, "label_smoothing": 0.0})
+    tuner = tuning.search_tuner(model, directory=ctx.path("search", kind), project_name="trials",
+                                max_trials=cfg.auto_trials, seed=cfg.seed)
+    tuner.search(verbose=0)
+    best = tuning.best_setting(tuner)
+    trials = [{"score": t.score, **{k: v for k, v in t.hyperparameters.values.items()
+                                    if t.hyperparameters.is_active(k)}}
+              for t in tuner.oracle.trials.values()]
+    ctx.stage_note(f"{kind}: {len(trials)} trials, best validation accuracy {best['val_accuracy']:.4f}: "
+                   + tuning.describe_setting(best))
+    return {**best, "trials": trials}
 
 
 def _verdict(results, labels) -> dict:

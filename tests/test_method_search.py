@@ -53,14 +53,20 @@ def test_each_method_gets_only_its_own_knobs():
 
 def test_both_searches_run_the_same_budget_and_the_best_trial_is_reported(digits_split, tmp_path):
     d, fit_cache, val_cache = digits_split
-    kd = tuning.MethodSearch("mlp:16", fit_cache, val_cache, d, methods=("kd", "dist"), epochs=2, seed=3)
-    labels = tuning.LabelsOnlySearch("mlp:16", d, epochs=2, seed=3)
+    kd = tuning.MethodSearch("mlp:16", fit_cache, val_cache, d, methods=("kd", "dist"), epochs=2, seed=3,
+                             default={"method": "kd", "lr": 2e-3, "temperature": 3.0, "alpha": 0.5})
+    labels = tuning.LabelsOnlySearch("mlp:16", d, epochs=2, seed=3, default={"lr": 2e-3})
+    first = {"kd": {"method": "kd", "lr": 2e-3, "kd_temperature": 3.0, "kd_alpha": 0.5},
+             "labels": {"lr": 2e-3, "label_smoothing": 0.0}}
     results = {}
     for name, hm in (("kd", kd), ("labels", labels)):
         tuner = tuning.search_tuner(hm, directory=tmp_path, project_name=name, max_trials=3, seed=0)
         tuner.search()
-        trials = list(tuner.oracle.trials.values())
+        trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
         assert len(trials) == 3 and all(t.status == "COMPLETED" for t in trials)
+        # the first trial is the untuned default (values outside the search space are added to it)
+        hp0 = trials[0].hyperparameters
+        assert {k: v for k, v in hp0.values.items() if hp0.is_active(k)} == first[name]
         best = tuning.best_setting(tuner)
         assert best["val_accuracy"] == max(t.score for t in trials)
         results[name] = best

@@ -183,3 +183,31 @@ def test_config_is_validated_before_any_training(tmp_path):
         from_dict(compress.Config, {"dataset": "mnist", "epocs": 3})
     assert runner.main(["compress", "--epochs", "0", "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_methods_auto_searches_both_sides_on_validation_and_compares_them(tmp_path, data_dir):
+    """``--methods auto``: one search over logit methods and knobs, one over labels-only training, with the same
+    trials and epochs, each starting from the untuned setting; the chosen settings train the auto and nokd_tuned
+    arms, and the verdict compares the two."""
+    out = tmp_path / "auto"
+    proc = _run(["compress", "--methods", "auto", "--auto-trials", "3", "--epochs", "3", "--teacher-epochs", "3",
+                 "--no-function-matching", "--no-export", "--data-dir", str(data_dir), "--out", str(out)])
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-3000:]
+    state = json.loads((out / "state.json").read_text())["stages"]
+    searched = {kind: state[f"search/{kind}"]["result"] for kind in ("distilled", "labels")}
+    for kind, result in searched.items():
+        scores = [t["score"] for t in result["trials"]]
+        assert len(scores) == 3 and result["val_accuracy"] == max(scores), kind
+    assert any(t.get("kd_temperature") == 4.0 and t.get("kd_alpha") == 0.5 and t["method"] == "kd"
+               for t in searched["distilled"]["trials"])  # the untuned KD arm is one of the trials
+    assert any(t == {"score": t["score"], "lr": 1e-3, "label_smoothing": 0.0} for t in searched["labels"]["trials"])
+    report = json.loads((out / "report.json").read_text())
+    arms = report["results"]["arms"]
+    assert {"nokd", "nokd_tuned", "auto"} <= set(arms)
+    verdict = report["verdict"]
+    assert verdict["arm"] == "auto" and verdict["chosen_on"] == "validation"
+    mean = {arm: sum(r["accuracy"] for r in arms[arm]) / len(arms[arm]) for arm in ("auto", "nokd_tuned")}
+    delta = 100 * (mean["auto"] - mean["nokd_tuned"])
+    assert verdict["delta_vs_nokd_points"] == pytest.approx(delta)
+    assert "NoKD tuned on validation" in (out / "report.md").read_text()

@@ -282,20 +282,34 @@ METHOD_SPACE = {
 LABELS_SPACE = {"lr": (3e-4, 1e-3, 3e-3), "label_smoothing": (0.0, 0.05, 0.1)}
 
 
-def method_setting(hp, methods, epochs):
-    """(setting dict, terms, hard_weight) for one trial: the method and the knobs that method uses."""
-    method = hp.Choice("method", list(methods))
-    setting = {"method": method, "lr": hp.Choice("lr", list(METHOD_SPACE["lr"]))}
+def _choice(hp, name, values, default=None):
+    """``hp.Choice`` whose values include ``default`` (the first trial of :func:`search_tuner` uses defaults)."""
+    values = list(values)
+    if default is not None and default not in values:
+        values = sorted(values + [default]) if not isinstance(default, str) else values + [default]
+    return hp.Choice(name, values, default=default if default is not None else values[0])
+
+
+def method_setting(hp, methods, epochs, default=None):
+    """(setting dict, terms, hard_weight) for one trial: the method and the knobs that method uses.
+
+    ``default`` (a setting: method, lr, temperature, alpha) gives each knob's default value, which is what the
+    first trial of :func:`search_tuner` trains: the search then never does worse on validation than the default.
+    """
+    d = default or {}
+    method = _choice(hp, "method", methods, d.get("method") if d.get("method") in methods else None)
+    setting = {"method": method, "lr": _choice(hp, "lr", METHOD_SPACE["lr"], d.get("lr"))}
     if method in ("kd", "kd_std"):
         with hp.conditional_scope("method", ["kd", "kd_std"]):
-            setting["temperature"] = hp.Choice("kd_temperature", list(METHOD_SPACE["kd_temperature"]))
-            setting["alpha"] = hp.Choice("kd_alpha", list(METHOD_SPACE["kd_alpha"]))
+            setting["temperature"] = _choice(hp, "kd_temperature", METHOD_SPACE["kd_temperature"],
+                                             d.get("temperature"))
+            setting["alpha"] = _choice(hp, "kd_alpha", METHOD_SPACE["kd_alpha"], d.get("alpha"))
     elif method == "dkd":
         with hp.conditional_scope("method", ["dkd"]):
-            setting["beta"] = hp.Choice("dkd_beta", list(METHOD_SPACE["dkd_beta"]))
+            setting["beta"] = _choice(hp, "dkd_beta", METHOD_SPACE["dkd_beta"])
     elif method == "dist":
         with hp.conditional_scope("method", ["dist"]):
-            setting["temperature"] = hp.Choice("dist_temperature", list(METHOD_SPACE["dist_temperature"]))
+            setting["temperature"] = _choice(hp, "dist_temperature", METHOD_SPACE["dist_temperature"])
     return (setting, *setting_terms(setting, epochs))
 
 
@@ -336,7 +350,7 @@ class MethodSearch(_hypermodel_base()):
     """
 
     def __init__(self, student_spec, fit_cache, val_cache, data, *, methods=("kd", "kd_std", "dkd", "dist"),
-                 epochs=10, batch_size=64, seed=0):
+                 epochs=10, batch_size=64, seed=0, default=None):
         super().__init__(name="method_search", tunable=True)
         from tfkd.terms import LOGIT_METHODS
 
@@ -346,6 +360,7 @@ class MethodSearch(_hypermodel_base()):
                              f"methods need the live teacher, which a cached-logits search does not run).")
         self.student_spec, self.fit_cache, self.val_cache, self.data = student_spec, fit_cache, val_cache, data
         self.methods, self.epochs, self.batch_size, self.seed = tuple(methods), int(epochs), batch_size, seed
+        self.default = default
 
     def build(self, hp):
         import keras
@@ -353,7 +368,7 @@ class MethodSearch(_hypermodel_base()):
         from tfkd import models
         from tfkd.distiller import Distiller
 
-        setting, terms, hard_weight = method_setting(hp, self.methods, self.epochs)
+        setting, terms, hard_weight = method_setting(hp, self.methods, self.epochs, self.default)
         student = models.build(self.student_spec, self.data.input_shape, self.data.num_classes, seed=self.seed)
         distiller = Distiller(None, student, terms=terms, hard_weight=hard_weight)
         distiller.compile(optimizer=keras.optimizers.Adam(setting["lr"]), metrics=["accuracy"])
@@ -370,18 +385,20 @@ class LabelsOnlySearch(_hypermodel_base()):
     """The labels-only baseline's search, with the same trial budget and epochs as :class:`MethodSearch`: learning
     rate and label smoothing (:data:`LABELS_SPACE`), so a distillation win is not a win over an untuned baseline."""
 
-    def __init__(self, student_spec, data, *, epochs=10, batch_size=64, seed=0):
+    def __init__(self, student_spec, data, *, epochs=10, batch_size=64, seed=0, default=None):
         super().__init__(name="labels_only_search", tunable=True)
         self.student_spec, self.data = student_spec, data
         self.epochs, self.batch_size, self.seed = int(epochs), batch_size, seed
+        self.default = default or {}
 
     def build(self, hp):
         import keras
 
         from tfkd import models
 
-        lr = hp.Choice("lr", list(LABELS_SPACE["lr"]))
-        smoothing = hp.Choice("label_smoothing", list(LABELS_SPACE["label_smoothing"]))
+        lr = _choice(hp, "lr", LABELS_SPACE["lr"], self.default.get("lr"))
+        smoothing = _choice(hp, "label_smoothing", LABELS_SPACE["label_smoothing"],
+                            self.default.get("label_smoothing", 0.0))
         model = models.build(self.student_spec, self.data.input_shape, self.data.num_classes, seed=self.seed)
         # Label smoothing needs one-hot targets: the loss is categorical, the labels converted in fit.
         model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"],
@@ -398,12 +415,31 @@ class LabelsOnlySearch(_hypermodel_base()):
         return {"val_accuracy": float(history.history["val_accuracy"][-1])}
 
 
+def _defaults_first_oracle():
+    from keras_tuner.src.engine import hyperparameters as hp_module
+    from keras_tuner.src.tuners.randomsearch import RandomSearchOracle
+
+    class DefaultsFirst(RandomSearchOracle):
+        """Random search whose first trial is every hyperparameter's default (the untuned setting)."""
+
+        def populate_space(self, trial_id):
+            if self.trials:
+                return super().populate_space(trial_id)
+            hps = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:
+                hps.merge([hp])  # at its default
+            return {"status": "RUNNING", "values": {k: v for k, v in hps.values.items() if hps.is_active(k)}}
+
+    return DefaultsFirst
+
+
 def search_tuner(hypermodel, *, directory, project_name, max_trials, seed=0, overwrite=False):
-    """RandomSearch on final validation accuracy, resumable from ``directory`` (finished trials are kept)."""
+    """Random search on final validation accuracy whose first trial is the defaults (so the chosen setting is never
+    worse on validation than the untuned one); resumable from ``directory`` (finished trials are kept)."""
     kt = _kt()
-    return kt.RandomSearch(hypermodel, objective=kt.Objective("val_accuracy", "max"), max_trials=max_trials,
-                           directory=str(directory), project_name=project_name, seed=seed, overwrite=overwrite,
-                           max_consecutive_failed_trials=3)
+    oracle = _defaults_first_oracle()(objective=kt.Objective("val_accuracy", "max"), max_trials=max_trials,
+                                      seed=seed, max_consecutive_failed_trials=3)
+    return kt.Tuner(oracle, hypermodel, directory=str(directory), project_name=project_name, overwrite=overwrite)
 
 
 # The tuner's names of the methods' knobs -> the setting's (kd_temperature and dist_temperature are both "T").
