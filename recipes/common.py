@@ -50,10 +50,15 @@ def load_splits(cfg):
 def load_data(cfg) -> Data:
     splits = load_splits(cfg)
     x_fit, y_fit, x_val, y_val = split_validation(splits.x_train, splits.y_train, cfg.val_fraction, cfg.seed)
+    x_test = splits.x_test
+    scale = getattr(cfg, "input_scale", "unit")
+    if scale == "255":  # every model (teacher, students, the exported TFLite) is fed [0, 255] pixels
+        x_fit, x_val, x_test = (np.asarray(x, np.float32) * 255.0 for x in (x_fit, x_val, x_test))
     summary = (f"data: {splits.name} from {splits.source}: {len(x_fit)} train / {len(x_val)} validation (curves "
-               f"only) / {len(splits.x_test)} test, input {tuple(splits.input_shape)}, {splits.num_classes} classes")
+               f"only) / {len(splits.x_test)} test, input {tuple(splits.input_shape)} in "
+               f"{'[0, 255]' if scale == '255' else '[0, 1]'}, {splits.num_classes} classes")
     print(summary, flush=True)
-    return Data(x_fit, y_fit.astype("int32"), x_val, y_val.astype("int32"), splits.x_test,
+    return Data(x_fit, y_fit.astype("int32"), x_val, y_val.astype("int32"), x_test,
                 splits.y_test.astype("int32"), tuple(splits.input_shape), int(splits.num_classes), summary)
 
 
@@ -126,6 +131,14 @@ def teacher_stage(cfg, ctx, data: Data, name="teacher", spec=None, epochs=None, 
 
         teacher = load_model(spec, safe_mode=True)
         source = f"loaded from {spec}"
+        # A teacher trained elsewhere may expect another input range: find out before distilling from it.
+        from tfkd.checks import check_teacher
+
+        check = check_teacher(teacher, data.x_val, data.y_val, num_classes=data.num_classes,
+                              input_scale=getattr(cfg, "input_scale", "unit"),
+                              allow_weak=getattr(cfg, "allow_weak_teacher", False), what=f"teacher {spec}")
+        source += (f" (validation accuracy {check['val_accuracy']:.4f}; at the other input scale "
+                   f"{check['other_scale_val_accuracy']:.4f})")
     else:
         seed = cfg.seed if seed is None else seed
         keras.utils.set_random_seed(seed)

@@ -34,6 +34,9 @@ def field(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's name
 class RecipeConfig:
     """Fields every recipe has."""
 
+    # Recipes whose data pass through [0, 1]-only transforms (domain shifts, corruptions, noise) set this False.
+    INPUT_SCALE_255 = True
+
     dataset: str = field("digits", "dataset name (digits needs no download; mnist, fashion_mnist, cifar10_subset, ...)")
     data_dir: typing.Optional[str] = field(None, "folder with <dataset>.npz or IDX files (default: $TFKD_DATA_DIR)")
     seed: int = field(0, "base random seed; seed i of --seeds uses seed + i")
@@ -45,6 +48,10 @@ class RecipeConfig:
     export: bool = field(True, "export the final student to TFLite and validate it")
     quantize: str = field("int8", "TFLite quantization of the exported student, besides float32: none, dynamic, "
                                   "float16 or int8")
+    input_scale: str = field("unit", "pixel range every model is fed: unit ([0, 1], as tfkd's datasets load) or "
+                                     "255 ([0, 255]: e.g. a --teacher .keras with Rescaling(1/255) inside)")
+    allow_weak_teacher: bool = field(False, "run even if the check of a --teacher .keras file finds it at chance on "
+                                            "validation, or clearly better at the other input scale")
     strategy: str = field("none", "tf.distribute strategy: none (one device), mirrored (every GPU of this host) or "
                                   "multiworker (the hosts in TF_CONFIG); --batch-size is then the global batch")
 
@@ -57,6 +64,11 @@ class RecipeConfig:
 
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy={self.strategy!r} is not supported; expected one of {', '.join(STRATEGIES)}.")
+        if self.input_scale not in ("unit", "255"):
+            raise ValueError(f"input_scale={self.input_scale!r}; expected unit ([0, 1]) or 255 ([0, 255]).")
+        if self.input_scale == "255" and not self.INPUT_SCALE_255:
+            raise ValueError("input_scale=255 is not supported by this recipe: its domain transforms, corruptions "
+                             "and noise work on [0, 1] images. Use --input-scale unit.")
         if self.quantize not in ("none", "dynamic", "float16", "int8"):
             raise ValueError(f"quantize={self.quantize!r}; expected none, dynamic, float16 or int8.")
         for name in ("n_train", "n_test"):

@@ -18,6 +18,8 @@ from tfkd.recipes.config import RecipeConfig, field
 class DomainConfig(RecipeConfig):
     """Fields of every adaptation recipe: which images, which target transform, which model."""
 
+    INPUT_SCALE_255 = False  # domain transforms and corruptions expect [0, 1]
+
     dataset: str = field("mnist", "dataset (needs the real file in the data directory, or network for tfds)")
     classes: typing.List[int] = field([6, 9], "classes kept, relabelled 0..k-1 (empty list: all)")
     transform: str = field("vflip", "target domain transform (see tfkd.data.domain_transform)")

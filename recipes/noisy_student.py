@@ -36,6 +36,7 @@ DESCRIPTION = "Noisy Student self-training: clean teacher pseudo-labels, noised 
 
 @dataclasses.dataclass
 class Config(RecipeConfig):
+    INPUT_SCALE_255 = False  # RandAugment noise and the corrupted test set expect [0, 1]
     dataset: str = field("mnist", "dataset")
     labeled_fraction: float = field(0.1, "share of the training set whose labels are used")
     models: typing.List[str] = field(["plain_cnn:2", "plain_cnn:4", "plain_cnn:6"],
