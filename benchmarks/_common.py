@@ -102,6 +102,20 @@ def publish(out, smoke: bool, stem: str, result: dict, markdown: str, log) -> in
     return 0
 
 
+def rerender(out, smoke: bool, stem: str, to_markdown, update=None) -> int:
+    """``--render``: rewrite ``<stem>.md`` (``<stem>_smoke``) from the JSON already in ``out`` (default
+    :data:`RESULTS`), measuring nothing; ``update(result)`` may refresh derived fields first. Returns 0."""
+    from tfkd import io
+
+    stem = f"{stem}_smoke" if smoke else stem
+    directory = Path(out) if out else RESULTS
+    result = io.read_json(directory / f"{stem}.json")
+    if update is not None:
+        update(result)
+    write(directory, stem, result, to_markdown(result))
+    return 0
+
+
 def header(title: str, result: dict) -> list[str]:
     """The first lines of every summary: title, machine and load, versions, the exact command."""
     env, end = result["env"], result.get("env_end", {})

@@ -206,11 +206,7 @@ def main(argv=None) -> int:
     from tfkd import io
 
     if args.render:
-        stem = "export_students_smoke" if args.smoke else "export_students"
-        out = Path(args.out) if args.out else _common.RESULTS
-        result = io.read_json(out / f"{stem}.json")
-        _common.write(out, stem, result, to_markdown(result))
-        return 0
+        return _common.rerender(args.out, args.smoke, "export_students", to_markdown)
 
     accuracy = Path(args.accuracy) if args.accuracy else _common.RESULTS / "accuracy.json"
     if not accuracy.exists():

@@ -29,7 +29,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -451,14 +450,10 @@ def main(argv=None) -> int:
                         "--smoke: step_time_smoke.md) from the JSON already in --out")
     args = parser.parse_args(argv)
     if args.render:
-        from tfkd import io
+        def update(result):
+            result["summary_note"] = _summary_note(result["pairs"], result["env"]["cpu_cores"])
 
-        stem = "step_time_smoke" if args.smoke else "step_time"
-        out = Path(args.out) if args.out else _common.RESULTS
-        result = io.read_json(out / f"{stem}.json")
-        result["summary_note"] = _summary_note(result["pairs"], result["env"]["cpu_cores"])
-        _common.write(out, stem, result, to_markdown(result))
-        return 0
+        return _common.rerender(args.out, args.smoke, "step_time", to_markdown, update)
     import keras
     import tensorflow as tf
 
