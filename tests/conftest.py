@@ -12,7 +12,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def _data_dir() -> pathlib.Path:
     env = os.environ.get("TFKD_DATA_DIR")
-    return pathlib.Path(env) if env else REPO.parent / "shared" / "data"
+    # absolute: README's command gives a relative path, and some tests run in a temporary directory
+    return (pathlib.Path(env) if env else REPO.parent / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,14 @@ def test_tuning_takes_tflite_measurement_as_an_argument():
     hm = tuning.DistilledStudent(space, None, None, None, budget=tuning.Budget(max_int8_bytes=10_000),
                                  measure=tune.tflite_facts)
     assert hm.measure is tune.tflite_facts
+
+
+def test_the_tree_passes_ruff():
+    """The style stays as it is: ruff (pyflakes + pycodestyle, config in pyproject.toml) finds nothing."""
+    try:
+        import ruff  # noqa: F401 - installed by the [test] extra
+    except ImportError:
+        pytest.fail("ruff is not installed: pip install -e '.[test]'")
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(REPO)], capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
