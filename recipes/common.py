@@ -83,12 +83,6 @@ MIXED_VIEW_NOTE = ("training-set accuracy (against the label of one of the two i
                    "val_hard_loss are on clean images")
 
 
-def _mixes(augment) -> bool:
-    from tfkd.augment import mixes
-
-    return mixes(augment)
-
-
 def mixed_view_metrics():
     """A callback renaming :data:`MIXED_VIEW_METRICS` in every epoch's logs (history, CSV, TensorBoard, progress).
 
@@ -300,7 +294,9 @@ def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
                                             callbacks=progress(ctx, name, epochs), **common)
     else:
         callbacks = []
-        if arm.augment is not None and _mixes(arm.augment):
+        from tfkd.augment import mixes
+
+        if arm.augment is not None and mixes(arm.augment):
             callbacks.append(mixed_view_metrics())
             notes.append(MIXED_VIEW_NOTE)
         if arm.alpha_decay_start is not None and epochs >= 2:
