@@ -26,6 +26,7 @@ BENCHMARKS = {
     "export_students": "each accuracy student as float32/dynamic/float16/int8 TFLite: size, latency, agreement",
     "teachers": "teachers worth distilling (augmented, cosine, val-chosen), cached; the student alone beside",
     "export_quality": "one MNIST student in every export format; --tfmot adds the pruning / QAT track",
+    "hinton": "Hinton et al. (2015) MNIST nets: teacher, student alone, distilled (T, alpha chosen on validation)",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 

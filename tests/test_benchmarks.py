@@ -16,7 +16,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
-from benchmarks import accuracy, export_students, methods, step_time, teachers  # noqa: E402
+from benchmarks import accuracy, export_students, hinton, methods, step_time, teachers  # noqa: E402
 from tfkd import training  # noqa: E402
 
 
@@ -84,6 +84,21 @@ def test_step_time_smoke_reports_every_ratio_with_its_target(tmp_path, data_dir)
     assert all(name in md for name in step_time.TARGETS) and "What bounds" in md and "autotuning" in md
     md_path.unlink()  # --render rebuilds the summary from the JSON alone
     assert step_time.main(["--render", "--smoke", "--out", str(tmp_path)]) == 0 and md_path.read_text() == md
+
+
+def test_hinton_smoke_chooses_on_validation_and_counts_errors_paired_by_seed(tmp_path, data_dir):
+    assert hinton.main(["--smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)]) == 0
+    result = json.loads((tmp_path / "hinton_smoke.json").read_text())["result"]
+    sweep, chosen = result["sweep"], result["chosen"]
+    best = max(sweep, key=lambda r: r["val_accuracy"])
+    assert (chosen["temperature"], chosen["alpha"]) == (best["temperature"], best["alpha"])
+    n = result["n_test"]
+    assert n == 200 and result["seeds"] == [0, 1]
+    for arm in ("student_alone", "distilled"):
+        assert result[arm]["test_errors"] == [round((1 - r["test_accuracy"]) * n) for r in result[arm]["runs"]]
+    removed = [a - k for a, k in zip(result["student_alone"]["test_errors"], result["distilled"]["test_errors"])]
+    assert result["errors_removed"]["mean"] == sum(removed) / 2
+    assert "Target >= 50 %" in (tmp_path / "hinton_smoke.md").read_text()
 
 
 def test_teachers_smoke_trains_once_then_reuses_the_cached_teacher(tmp_path, data_dir):
