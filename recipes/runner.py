@@ -38,6 +38,10 @@ RECIPES = {
     "conservative": "tfkd.recipes.conservative",
     "layer-transfer": "tfkd.recipes.layer_transfer",
     "tune": "tfkd.recipes.tune",
+    "progressive": "tfkd.recipes.progressive",
+    "zero-shot": "tfkd.recipes.zero_shot",
+    "multitask": "tfkd.recipes.multitask",
+    "self-taught": "tfkd.recipes.self_taught",
 }
 
 _STATE = "state.json"
