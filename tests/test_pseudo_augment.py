@@ -47,3 +47,30 @@ def test_student_transform_noises_only_the_student_view():
     assert augment.make("none") is None
     with pytest.raises(ValueError, match="kind='cutout'"):
         augment.make("cutout")
+
+
+def test_degrade_noise_keeps_shape_and_range_is_identity_at_inference_and_seeded():
+    x = np.random.default_rng(0).random((32, 12, 12, 1)).astype("float32")
+    layer = augment.layer("degrade", magnitude=0.5, seed=3)
+    noised = np.asarray(layer(x, training=True))
+    assert noised.shape == x.shape and noised.dtype == np.float32
+    assert noised.min() >= 0.0 and noised.max() <= 1.0
+    changed = np.abs(noised - x).reshape(len(x), -1).max(1) > 1e-6
+    assert 0 < changed.sum() < len(x)  # each degradation hits an image with probability 1/2: some stay clean
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    again = np.asarray(augment.layer("degrade", magnitude=0.5, seed=3)(x, training=True))
+    np.testing.assert_array_equal(again, noised)  # the same seed: the same noise
+    other = np.asarray(augment.layer("degrade", magnitude=0.5, seed=4)(x, training=True))
+    assert not np.array_equal(other, noised)
+    # blur alone keeps a constant image's value and spreads a single bright pixel around itself
+    blur = augment.Degrade(0.5, seed=0)
+    dot = np.zeros((1, 9, 9, 1), "float32")
+    dot[0, 4, 4, 0] = 1.0
+    out = np.asarray(blur._blur(dot, np.full((1, 1, 1, 1), 1.0, "float32")))
+    assert abs(out.sum() - 1.0) < 1e-5 and out[0, 4, 4, 0] < 0.5 and out[0, 4, 5, 0] > 0.05
+    np.testing.assert_allclose(np.asarray(blur._blur(np.full((2, 5, 5, 1), 0.7, "float32"),
+                                                     np.full((2, 1, 1, 1), 0.8, "float32"))), 0.7, atol=1e-6)
+    restored = augment.Degrade.from_config(blur.get_config())
+    assert (restored.magnitude, restored.p, restored.value_range) == (0.5, 0.5, (0.0, 1.0))
+    with pytest.raises(ValueError, match="magnitude=1.5"):
+        augment.Degrade(1.5)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import keras
 import numpy as np
@@ -116,6 +117,27 @@ def test_noisy_student_labels_clean_images_and_filters_as_configured(tmp_path, d
     models = report["results"]["models"]
     assert models["self_training"]["noisy"] is False and models["iter1"]["noisy"] is True
     assert set(models["iter2"]["corrupted"]) == {f"{k}@{s}" for k in ("noise", "blur", "contrast") for s in (1, 3, 5)}
+    assert set(models["iter1"]["corrupted_by_family"]) == {"noise", "blur", "contrast"}
+    verdicts = report["results"]["verdicts"]
+    assert [v.split(":")[0] for v in verdicts] == ["target, iteration 2 vs iteration 1",
+                                                  "target, noise vs noise-off at iteration 1"]
+    assert all(("MET" in v) != ("MISSED" in v) for v in verdicts) and set(verdicts) <= set(report["summary"])
+
+
+def test_noisy_student_quick_default_full_flag_and_noise_names():
+    from tfkd.recipes import noisy_student
+
+    quick = runner.config_lib.from_dict(noisy_student.Config, {})
+    assert (quick.n_train, quick.teacher_epochs, quick.epochs) == (12000, 40, 6)
+    assert (quick.noise, quick.magnitude) == ("simple+degrade", 0.4)
+    full = runner.config_lib.from_dict(noisy_student.Config, {"full": True, "epochs": 3})
+    assert (full.n_train, full.teacher_epochs, full.epochs) == (None, 10, 3)  # explicit values win over --full
+    again = runner.config_lib.from_dict(noisy_student.Config, runner.config_lib.to_dict(full))
+    assert again == full  # config.json holds the resolved values: a resumed run gets the same config
+    assert runner.config_lib.from_dict(noisy_student.Config, {"noise": "randaugment"}).magnitude == 0.3
+    for bad in ("cutout", "none+degrade"):
+        with pytest.raises(ValueError, match=re.escape(f"noise='{bad}'")):
+            runner.config_lib.from_dict(noisy_student.Config, {"noise": bad})
 
 
 @pytest.mark.parametrize("resume", [False, True])

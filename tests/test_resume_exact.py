@@ -104,7 +104,7 @@ def test_noisy_pipeline_resumes_bit_identically_and_reshuffles_every_epoch(tmp_p
 
 
 def test_noisy_student_killed_mid_student_resumes_to_the_same_artifacts(tmp_path, data_dir):
-    """``tfkd run noisy-student`` (RandAugment noise, Dropout, shuffled cached targets) killed in the student's
+    """``tfkd run noisy-student`` (default simple+degrade noise, Dropout, shuffled targets) killed in the student's
     training and resumed ends with the uninterrupted run's weights, logs and report numbers."""
     from run_artifacts import artifacts, assert_same
 
