@@ -27,6 +27,7 @@ BENCHMARKS = {
     "teachers": "teachers worth distilling (augmented, cosine, val-chosen), cached; the student alone beside",
     "export_quality": "one MNIST student in every export format; --tfmot adds the pruning / QAT track",
     "hinton": "Hinton et al. (2015) MNIST nets: teacher, student alone, distilled (T, alpha chosen on validation)",
+    "digits_student": "the main job's digits pair with a tuned labels-only baseline vs KD and function matching",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 

@@ -94,13 +94,7 @@ def _distil(run_dir, stem, st, settings, teacher, data_dir, log) -> dict:
             "val_accuracy": training.accuracy(student, x_val, y_val),
             "test_accuracy": training.accuracy(student, x_test, y_test), "history": history,
             "train_wall_s": round(time.time() - t0, 1)}
-    with io.atomic_path(run_dir / f"{stem}.keras") as tmp:
-        student.save(tmp)
-    io.write_json(run_dir / f"{stem}.json", meta)
-    log(f"  {stem}: val {meta['val_accuracy']:.4f} test {meta['test_accuracy']:.4f} "
-        f"(epoch {meta['chosen_epoch']} chosen on validation), {meta['train_wall_s']:.0f} s")
-    keras.backend.clear_session()
-    return meta
+    return teachers.finish(run_dir, stem, student, meta, stem, log)
 
 
 def _errors(accuracy, n_test) -> int:

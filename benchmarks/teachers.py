@@ -255,8 +255,6 @@ def _train(run_dir: Path, stem: str, settings: dict, data_dir, what: str, log):
     val_acc, test_acc = training.accuracy(model, x_val, y_val), training.accuracy(model, x_test, y_test)
     val_hist = history.get("val_accuracy", [])
     chosen = int(np.argmax(val_hist)) + 1 if val_hist else settings["epochs"]
-    with io.atomic_path(run_dir / f"{stem}.keras") as tmp:
-        model.save(tmp)
     sp = settings["split"]
     meta = {
         "settings": settings, "spec": settings["spec"], "dataset": settings["dataset"], "role": stem,
@@ -275,9 +273,20 @@ def _train(run_dir: Path, stem: str, settings: dict, data_dir, what: str, log):
         "val_accuracy_last_epoch": last_val, "test_accuracy_last_epoch": last_test,
         "history": history, "train_wall_s": round(time.time() - t0, 1),
     }
+    return finish(run_dir, stem, model, meta, what, log)
+
+
+def finish(run_dir: Path, stem: str, model, meta: dict, what: str, log) -> dict:
+    """Save ``model`` and ``meta`` as ``run_dir/<stem>.keras`` / ``.json`` (atomically), log the scores, free TF."""
+    import keras
+
+    from tfkd import io
+
+    with io.atomic_path(run_dir / f"{stem}.keras") as tmp:
+        model.save(tmp)
     io.write_json(run_dir / f"{stem}.json", meta)
-    log(f"  {what}: val {val_acc:.4f} test {test_acc:.4f} (epoch {chosen} chosen on validation), "
-        f"{meta['train_wall_s']:.0f} s")
+    log(f"  {what}: val {meta['val_accuracy']:.4f} test {meta['test_accuracy']:.4f} (epoch {meta['chosen_epoch']} "
+        f"chosen on validation), {meta['train_wall_s']:.0f} s")
     keras.backend.clear_session()
     return meta
 

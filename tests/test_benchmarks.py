@@ -16,7 +16,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
-from benchmarks import accuracy, export_students, hinton, methods, step_time, teachers  # noqa: E402
+from benchmarks import accuracy, digits_student, export_students, hinton, methods, step_time, teachers  # noqa: E402
 from tfkd import training  # noqa: E402
 
 
@@ -99,6 +99,16 @@ def test_hinton_smoke_chooses_on_validation_and_counts_errors_paired_by_seed(tmp
     removed = [a - k for a, k in zip(result["student_alone"]["test_errors"], result["distilled"]["test_errors"])]
     assert result["errors_removed"]["mean"] == sum(removed) / 2
     assert "Target >= 50 %" in (tmp_path / "hinton_smoke.md").read_text()
+
+
+def test_digits_student_smoke_pairs_every_arm_with_the_tuned_baseline(tmp_path):
+    assert digits_student.main(["--smoke", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "digits_student_smoke.json").read_text())
+    rows = {r["arm"]: r for r in result["result"]["rows"]}
+    assert list(rows) == digits_student.SMOKE["arms"] and rows["ce_ls"]["delta_vs_ce_ls"] == 0.0
+    for r in rows.values():
+        assert len(r["test"]) == 2 and all(0.0 <= a <= 1.0 for a in r["test"] + r["val"])
+    assert "Δ test vs ce_ls" in (tmp_path / "digits_student_smoke.md").read_text()
 
 
 def test_teachers_smoke_trains_once_then_reuses_the_cached_teacher(tmp_path, data_dir):
