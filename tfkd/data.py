@@ -1,18 +1,34 @@
-"""Real datasets ready for Keras: loading (data directory, tensorflow-datasets, scikit-learn), pipelines and splits.
+"""Real datasets ready for Keras: loading (files, image folders, tensorflow-datasets, scikit-learn), pipelines, splits.
 
-Where a dataset comes from, in this order (the first that works wins; ``Splits.source`` says which):
+What ``load(name)`` accepts for ``name`` (``Splits.source`` says where the arrays came from):
 
-1. a **data directory** (``data_dir=`` argument, ``tfkd run --data-dir``, or ``TFKD_DATA_DIR``) holding
-   ``<name>.npz`` (``numpy.savez`` with uint8 ``x_train, y_train, x_test, y_test``), or the original files: the
-   four IDX files of MNIST / Fashion-MNIST (``.gz`` or not) or CIFAR's binary batches, in ``<dir>/<name>/``;
-2. **system folders** (:data:`SYSTEM_DIRS`), e.g. ``/usr/share/datasets/fashion-mnist/`` from Debian's
-   ``dataset-fashion-mnist`` package;
-3. **tensorflow-datasets**: a dataset already prepared under the data directory or ``TFDS_DATA_DIR``
-   (``~/tensorflow_datasets``); it downloads only when asked (``download=True`` or ``TFKD_DOWNLOAD=1``), so an
-   offline machine fails in well under a second instead of hanging on the network;
-4. ``digits`` only: scikit-learn's bundled 8x8 handwritten digits (1797 images), which need no file and no network.
+- a **dataset tfkd knows** (:data:`NAMES`). Its sources are tried in this order, the first that works wins:
 
-When nothing works, :class:`DatasetNotFoundError` lists what was tried and which file to put where.
+  1. a **data directory** (``data_dir=`` argument, ``tfkd run --data-dir``, or ``TFKD_DATA_DIR``) holding
+     ``<name>.npz`` (``numpy.savez`` with uint8 ``x_train, y_train, x_test, y_test``), or the original files: the
+     four IDX files of MNIST / Fashion-MNIST (``.gz`` or not) or CIFAR's binary batches, in ``<dir>/<name>/``;
+  2. **system folders** (:data:`SYSTEM_DIRS`), e.g. ``/usr/share/datasets/fashion-mnist/`` from Debian's
+     ``dataset-fashion-mnist`` package;
+  3. **tensorflow-datasets**: a dataset already prepared under the data directory or ``TFDS_DATA_DIR``
+     (``~/tensorflow_datasets``); it downloads only when asked (``download=True`` or ``TFKD_DOWNLOAD=1``), so an
+     offline machine fails in well under a second instead of hanging on the network;
+  4. ``digits`` only: scikit-learn's bundled 8x8 handwritten digits (1797 images), which need no file and no
+     network;
+
+- any other ``<name>.npz`` in the data directory, or a **path to a .npz file** (absolute or relative, ending in
+  ``.npz``). uint8 images load as above; 2-D float arrays ``N x F`` are **tabular features** (``Splits.kind ==
+  "features"``): float32 as stored, no scaling and no channel axis;
+- an **image folder** (a path, or ``<name>/`` in the data directory) in the layout of
+  ``keras.utils.image_dataset_from_directory``: one sub-folder per class holding png / jpg / jpeg / bmp / gif
+  files, either ``FOLDER/<class>/...`` (split into train and test by a seeded stratified ``test_fraction``) or
+  ``FOLDER/train/<class>/...`` with ``FOLDER/test/<class>/...`` (or ``val/`` or ``validation/``). Classes are the
+  sorted sub-folder names (ids 0..K-1, Keras's order); images are decoded by TensorFlow, resized to
+  ``image_size`` if given, into uint8 arrays;
+- ``tfds:NAME``: any tensorflow-datasets dataset with an image and a class label (``tfds:beans``,
+  ``tfds:cifar10``), read offline when prepared, downloaded only when allowed (as in 3. above).
+
+When nothing works, :class:`DatasetNotFoundError` lists what was tried and which file to put where. For a folder
+too big for memory, :func:`folder_dataset` streams it as a ``tf.data.Dataset`` instead.
 
 Example:
 
@@ -21,6 +37,12 @@ Example:
     print(splits)                    # sizes, shape, classes, and where the data came from
     ds = data.as_dataset(x_train, y_train, batch_size=64, shuffle=True)
 
+    # Your own data (paths of yours):
+    # flowers = data.load("photos/flowers", image_size=(64, 64))  # photos/flowers/<class>/*.jpg, split 80/20
+    # print(flowers)  # flowers: 2936 train / 734 test, 64x64x3, 5 classes (daisy, ...), uint8->float32 [0, 1], ...
+    # beans = data.load("tfds:beans", image_size=(128, 128))       # prepared by `tfds build beans` beforehand
+    # tabular = data.load("features/breast_cancer.npz")           # float x_train N x F: Splits.kind == "features"
+
 Domain transforms (:mod:`tfkd.domains`) and corruptions (:mod:`tfkd.corruptions`) are re-exported here.
 """
 
@@ -28,8 +50,10 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib.util
 import os
 import pathlib
+import re
 
 import numpy as np
 
@@ -42,6 +66,12 @@ ENV_DOWNLOAD = "TFKD_DOWNLOAD"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 # Folders scanned after the data directory (Debian installs Fashion-MNIST's IDX files under the first).
 SYSTEM_DIRS: tuple[str, ...] = ("/usr/share/datasets",)
+# Image folders: the file types read (those of keras.utils.image_dataset_from_directory), the names of a test
+# folder next to train/ (the first present wins), and the colour modes with their channel counts.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+TEST_FOLDERS: tuple[str, ...] = ("test", "val", "validation")
+COLOR_MODES: dict[str, int] = {"grayscale": 1, "rgb": 3, "rgba": 4}
+_DECODE_CHUNK = 256  # images decoded per tf.data batch before they are copied into the uint8 array
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -113,7 +143,9 @@ class Splits:
     """Train and test arrays of one dataset, and where they came from.
 
     Unpacks like Keras's ``load_data()``: ``(x_train, y_train), (x_test, y_test) = data.load("mnist")``.
-    ``print(splits)`` reports the split sizes and flags a subset of a larger release.
+    ``print(splits)`` reports the split sizes and flags a subset of a larger release. ``kind`` is ``"images"``
+    (N x H x W x C) or ``"features"`` (N x F float features of a tabular ``.npz``); ``class_names`` are the
+    dataset's names for the class ids 0..K-1 (an image folder's sub-folders), or None where it has none.
     """
 
     x_train: np.ndarray
@@ -125,6 +157,13 @@ class Splits:
     source: str
     class_names: tuple | None = None
     notes: str = ""  # how the arrays were derived (e.g. "stratified subset, seed 0")
+    kind: str = "images"  # "images" (N x H x W x C) or "features" (N x F)
+
+    def __post_init__(self):
+        if self.kind not in ("images", "features"):
+            raise ValueError(f"kind={self.kind!r}: expected 'images' or 'features'.")
+        if np.ndim(self.x_train) == 2 and self.kind != "features":  # N x F rows are features, whoever built it
+            object.__setattr__(self, "kind", "features")
 
     @property
     def input_shape(self) -> tuple:
@@ -134,7 +173,7 @@ class Splits:
     @property
     def full_sizes(self) -> tuple | None:
         """``(train, test)`` sizes of the full official release, or None for a dataset tfkd does not know."""
-        spec = DATASETS.get(self.name)
+        spec = DATASETS.get(self.name) if self.kind == "images" else None
         return spec.full_sizes if spec else None
 
     @property
@@ -142,28 +181,55 @@ class Splits:
         """True when these splits hold fewer images than the full release (``cifar10_subset`` always does)."""
         full = self.full_sizes
         sizes = (len(self.x_train), len(self.x_test))
-        return bool(DATASETS.get(self.name) and DATASETS[self.name].subset_of) or (full is not None and sizes != full)
+        named = self.kind == "images" and DATASETS.get(self.name)
+        return bool(named and named.subset_of) or (full is not None and sizes != full)
 
     def __iter__(self):
         yield self.x_train, self.y_train
         yield self.x_test, self.y_test
 
     def summary(self) -> str:
-        """One line: name, split sizes (flagging a subset), image shape, classes, dtype and source."""
+        """One line: name, split sizes (flagging a subset), image shape, classes, values and source.
+
+        A dataset tfkd knows keeps its short line (``mnist: 60000 train / 10000 test, 28x28x1, 10 classes,
+        float32, from ...``); other sources also name their classes and the conversion, e.g. ``flowers: 2936
+        train / 734 test, 64x64x3, 5 classes (daisy, dandelion, roses, sunflowers, tulips), uint8->float32
+        [0, 1], from image folder /data/flowers (split 80/20, seed 0)``.
+        """
+        sizes = f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test"
+        notes = f" [{self.notes}]" if self.notes else ""
+        if self.kind == "features":
+            parts = [x for x in (self.x_train, self.x_test) if x.size]
+            lo, hi = min(float(x.min()) for x in parts), max(float(x.max()) for x in parts)
+            return (f"{sizes}, {self.input_shape[0]} features, {self.num_classes} classes{notes}, "
+                    f"{self.x_train.dtype} features (range [{lo:.4g}, {hi:.4g}]), from {self.source}")
         shape = "x".join(str(d) for d in self.input_shape)
-        text = f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test, {shape}, {self.num_classes} classes"
+        known = self.name in DATASETS and not self.source.startswith("image folder")
+        classes = f"{self.num_classes} classes"
+        if self.class_names and not known:
+            classes += f" ({_abbreviate(self.class_names)})"
+        text = f"{sizes}, {shape}, {classes}"
         if self.is_subset:
             spec = DATASETS[self.name]
             full = DATASETS[spec.subset_of].title if spec.subset_of else spec.title
             text += f", a SUBSET of {full} (full release: {spec.full_sizes[0]} / {spec.full_sizes[1]})"
-        if self.notes:
-            text += f" [{self.notes}]"
-        return f"{text}, {self.x_train.dtype}, from {self.source}"
+        values = str(self.x_train.dtype)
+        if not known and self.x_train.dtype == np.float32:
+            values = "uint8->float32 [0, 1]"
+        return f"{text}{notes}, {values}, from {self.source}"
 
     def __repr__(self) -> str:
         return f"Splits({self.summary()})"
 
     __str__ = summary
+
+
+def _abbreviate(names, limit: int = 6) -> str:
+    """``a, b, c`` for a few names; the first four, ``...`` and the last one for more than ``limit``."""
+    names = [str(n) for n in names]
+    if len(names) > limit:
+        names = [*names[:4], "...", names[-1]]
+    return ", ".join(names)
 
 
 # ------------------------------------------------------------------------------------------------- data directory
@@ -201,10 +267,11 @@ def _download_allowed(download) -> bool:
 
 # ------------------------------------------------------------------------------------------------------- formats
 def load_npz(path, name: str | None = None) -> dict:
-    """The raw uint8 arrays of a ``.npz`` file, validated: ``{"x_train", "y_train", "x_test", "y_test"}``.
+    """The raw arrays of a ``.npz`` file, validated: ``{"x_train", "y_train", "x_test", "y_test"}``.
 
-    Images must be uint8 ``N x H x W`` (grey) or ``N x H x W x C``; labels integer, 1-D (``N x 1`` is flattened).
-    With ``name`` the image shape and label range are checked against that dataset. Pickles are refused.
+    Images must be uint8 ``N x H x W`` (grey) or ``N x H x W x C``; tabular features float (any float dtype)
+    ``N x F``, returned as stored; labels integer, 1-D (``N x 1`` is flattened). With ``name`` the image shape and
+    label range are checked against that dataset. Pickles are refused.
 
     Example:
 
@@ -230,35 +297,66 @@ def load_npz(path, name: str | None = None) -> dict:
 
 
 def _validate(arrays: dict, where: str, name: str | None) -> dict:
-    """Check dtypes, ranks and lengths of raw arrays; flatten ``N x 1`` labels."""
+    """Check dtypes, ranks and lengths of raw arrays; flatten ``N x 1`` labels.
+
+    x arrays are uint8 images (``N x H x W`` or ``N x H x W x C``) or float features (``N x F``), the same kind in
+    both splits: :func:`_kind` tells which.
+    """
     layout = ", ".join(f"{k}: {arrays[k].dtype} {arrays[k].shape}" for k in KEYS)
+    kinds = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.dtype != np.uint8:
-            raise DataFormatError(f"{where}: x_{split} has dtype {x.dtype}, expected uint8 pixels 0..255 "
-                                  f"(found {layout}); save (x * 255).round().astype('uint8') instead.")
-        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
+        floating = np.issubdtype(x.dtype, np.floating)
+        if floating and x.ndim == 2:
+            kinds[split] = "features"
+            bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+            if bad:
+                raise DataFormatError(f"{where}: x_{split} holds {bad} NaN or infinite value(s); tabular features "
+                                      f"must be finite numbers (found {layout}).")
+        elif floating and x.ndim in (3, 4):
+            raise DataFormatError(
+                f"{where}: x_{split} has dtype {x.dtype}, expected uint8: an array of image rank (shape {x.shape}) "
+                f"must hold uint8 pixels 0..255 (for floats in [0, 1]: (x * 255).round().astype('uint8')), or, for "
+                f"tabular data, flatten it to N x F float features (x.reshape(len(x), -1)) (found {layout}).")
+        elif x.dtype != np.uint8:
+            raise DataFormatError(f"{where}: x_{split} has dtype {x.dtype} and shape {x.shape}, expected uint8 "
+                                  f"pixels 0..255 (N x H x W or N x H x W x C images) or float N x F features "
+                                  f"(tabular data) (found {layout}).")
+        elif x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3, 4)):
+            hint = "; tabular features are float N x F (x.astype('float32'))" if x.ndim == 2 else ""
             raise DataFormatError(f"{where}: x_{split} has shape {x.shape}, expected N x H x W or N x H x W x C "
-                                  f"with C in (1, 3, 4) (found {layout}).")
+                                  f"with C in (1, 3, 4) (found {layout}){hint}.")
+        else:
+            kinds[split] = "images"
         if y.ndim == 2 and y.shape[1] == 1:  # Keras's CIFAR load_data() gives N x 1 labels
             y = arrays[f"y_{split}"] = y.reshape(-1)
         if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
             raise DataFormatError(f"{where}: y_{split} has dtype {y.dtype} and shape {y.shape}, expected 1-D "
                                   f"integer class ids (found {layout}).")
         if len(x) != len(y):
-            raise DataFormatError(f"{where}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels "
-                                  f"(found {layout}).")
+            raise DataFormatError(f"{where}: x_{split} has {len(x)} {'rows' if x.ndim == 2 else 'images'} but "
+                                  f"y_{split} has {len(y)} labels (found {layout}).")
         if len(y) and y.min() < 0:
             raise DataFormatError(f"{where}: y_{split} holds the label {int(y.min())}; class ids must be 0, 1, 2, ... "
                                   f"(found {layout}).")
     if len(arrays["x_train"]) == 0:
         raise DataFormatError(f"{where}: the training split is empty (found {layout}); there is nothing to train on.")
     x_train, x_test = arrays["x_train"], arrays["x_test"]
-    if _channels(x_train.shape[1:]) != _channels(x_test.shape[1:]):
+    if kinds["train"] != kinds["test"]:
+        raise DataFormatError(f"{where}: x_train holds {kinds['train']} but x_test holds {kinds['test']}; both "
+                              f"splits must be uint8 images or both float N x F features (found {layout}).")
+    if kinds["train"] == "features" and x_train.shape[1] != x_test.shape[1]:
+        raise DataFormatError(f"{where}: train rows have {x_train.shape[1]} features but test rows have "
+                              f"{x_test.shape[1]}; both splits must have the same features (found {layout}).")
+    if kinds["train"] == "images" and _channels(x_train.shape[1:]) != _channels(x_test.shape[1:]):
         raise DataFormatError(f"{where}: train images are {x_train.shape[1:]} but test images are "
                               f"{x_test.shape[1:]}; both splits must have the same image shape (found {layout}).")
     spec = DATASETS.get(name) if name else None
     if spec is not None:
+        if kinds["train"] == "features":
+            raise DataFormatError(f"{where}: holds {x_train.shape[1]} float features per row, but {name} is an "
+                                  f"image dataset ({spec.image_shape} uint8 images); save tabular features under "
+                                  f"another name.")
         if _channels(x_train.shape[1:]) != spec.image_shape:
             raise DataFormatError(f"{where}: images are {x_train.shape[1:]}, but {name} images are "
                                   f"{spec.image_shape} (H, W, C); is this the file of another dataset?")
@@ -268,6 +366,11 @@ def _validate(arrays: dict, where: str, name: str | None) -> dict:
                 raise DataFormatError(f"{where}: y_{split} holds labels {int(y.min())}..{int(y.max())}, but "
                                       f"{name} has classes 0..{spec.num_classes - 1}.")
     return arrays
+
+
+def _kind(arrays: dict) -> str:
+    """``"features"`` for validated ``N x F`` float x arrays, else ``"images"``."""
+    return "features" if arrays["x_train"].ndim == 2 else "images"
 
 
 def _channels(shape) -> tuple:
@@ -413,58 +516,532 @@ def _from_directory(root: pathlib.Path, name: str, spec: _Spec | None, tried: li
     return None
 
 
+# ----------------------------------------------------------------------------------------------- load arguments
+def _image_size_arg(image_size) -> tuple | None:
+    """``image_size`` as ``(height, width)`` ints (``64`` and ``"64x64"`` mean ``(64, 64)``), or None."""
+    if image_size is None:
+        return None
+    value = image_size
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[x,\s]+", value.strip().lower()) if v]
+        value = value * 2 if len(value) == 1 else value
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        parts = list(value)
+    except TypeError:
+        parts = []
+    ok = len(parts) == 2 and all(
+        not isinstance(v, bool) and (isinstance(v, (int, np.integer)) or (isinstance(v, str) and v.isdigit()))
+        and int(v) > 0 for v in parts)
+    if not ok:
+        raise ValueError(f"image_size={image_size!r}: expected (height, width) as two positive integers, e.g. "
+                         f"(64, 64) (or 64 for a square, or '64x64'); None keeps the size of the first image.")
+    return int(parts[0]), int(parts[1])
+
+
+_COLOR_ALIASES = {"grey": "grayscale", "gray": "grayscale", "greyscale": "grayscale"}
+
+
+def _color_mode_arg(color_mode) -> int | None:
+    """The channel count of ``color_mode`` (:data:`COLOR_MODES`), or None to take the first image's."""
+    if color_mode is None:
+        return None
+    key = color_mode.strip().lower() if isinstance(color_mode, str) else color_mode
+    key = _COLOR_ALIASES.get(key, key)
+    if key not in COLOR_MODES:
+        raise ValueError(f"color_mode={color_mode!r}: expected one of {list(COLOR_MODES)}, or None to take the "
+                         f"first image's (grayscale when it has one channel).")
+    return COLOR_MODES[key]
+
+
+def _split_args(test_fraction, split_seed) -> tuple[float, int]:
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating))
+            or not 0.0 < float(test_fraction) < 1.0):
+        raise ValueError(f"test_fraction={test_fraction!r}: expected a number strictly between 0 and 1 (the share "
+                         f"of each class held out for testing where a dataset has no test split).")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)) or split_seed < 0:
+        raise ValueError(f"split_seed={split_seed!r}: expected a non-negative integer (the seed of the test split).")
+    return float(test_fraction), int(split_seed)
+
+
+def _split_text(test_fraction: float, split_seed: int) -> str:
+    return f"split {(1 - test_fraction) * 100:.3g}/{test_fraction * 100:.3g}, seed {split_seed}"
+
+
+def _train_test_indices(y: np.ndarray, test_fraction: float, split_seed: int, what: str):
+    """``(train, test)`` sorted indices: a stratified ``test_fraction`` of each class held out (numpy PCG64).
+
+    The digits split's rule: ``round(N * test_fraction)`` test examples, largest-remainder class quotas, drawn by
+    ``numpy.random.default_rng(split_seed)``; the same inputs give the same split on every machine.
+    """
+    n_test = round(len(y) * test_fraction)
+    if not 0 < n_test < len(y):
+        raise DataFormatError(f"{what}: test_fraction={test_fraction!r} of its {len(y)} examples leaves "
+                              f"{len(y) - n_test} for training and {n_test} for testing; both must be non-empty "
+                              f"(add examples, or change test_fraction).")
+    test = _stratified_choice(np.asarray(y), n_test, np.random.default_rng(split_seed))
+    mask = np.zeros(len(y), bool)
+    mask[test] = True
+    return np.flatnonzero(~mask), test
+
+
+# ------------------------------------------------------------------------------------------------ image folders
+@dataclasses.dataclass(frozen=True)
+class _FolderIndex:
+    """The files of an image folder: class names, (paths, labels) of each split, and how the split was made."""
+
+    classes: tuple
+    train: tuple  # (list of paths, int64 labels)
+    test: tuple
+    how: str  # "train/ + test/" or "split 80/20, seed 0"
+
+
+def _layout_help(folder) -> str:
+    exts = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
+    return (f"Expected the layout of keras.utils.image_dataset_from_directory: one sub-folder per class holding its "
+            f"images ({exts}), either {folder}/<class>/<image> (e.g. {folder}/cat/001.png and {folder}/dog/002.jpg; "
+            f"split into train and test by test_fraction) or {folder}/train/<class>/... with "
+            f"{folder}/test/<class>/... (or val/ or validation/).")
+
+
+def _subfolders(folder) -> list[str]:
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _images_under(folder) -> list[str]:
+    """Image files under ``folder`` (recursively, hidden entries skipped), sorted by their relative path."""
+    found = []
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [os.path.join(parent, f) for f in files if _is_image_name(f)]
+    return sorted(found, key=lambda p: pathlib.PurePath(os.path.relpath(p, folder)).parts)
+
+
+def _class_files(folder: pathlib.Path, top: pathlib.Path) -> tuple[list, dict]:
+    classes = _subfolders(folder)
+    if not classes:
+        entries = [e for e in os.listdir(folder) if not e.startswith(".")]
+        images = [e for e in entries if _is_image_name(e)]
+        if not entries:
+            found = "it is empty"
+        elif images:
+            found = (f"it holds {len(images)} image file(s) directly and no sub-folders; move each image into a "
+                     f"sub-folder named for its class")
+        else:
+            found = f"it holds {len(entries)} file(s) and no sub-folders"
+        raise DataFormatError(f"image folder {folder}: no class sub-folders ({found}). {_layout_help(top)}")
+    return classes, {c: _images_under(folder / c) for c in classes}
+
+
+def _index_image_folder(folder: pathlib.Path, test_fraction: float, split_seed: int) -> _FolderIndex:
+    """Classes and files of an image folder, in either layout, checked; the single-folder layout split."""
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"image folder {folder}: no such folder. {_layout_help(folder)}")
+    lower = {s.lower(): s for s in _subfolders(folder)}
+    train_dir = lower.get("train")
+    test_dir = next((lower[t] for t in TEST_FOLDERS if t in lower), None)
+    if train_dir is None and test_dir is not None:
+        raise DataFormatError(f"image folder {folder}: has a {test_dir}/ folder but no train/ folder beside it. "
+                              f"{_layout_help(folder)}")
+    base = folder / train_dir if train_dir else folder
+    classes, files = _class_files(base, folder)
+    empty = [c for c in classes if not files[c]]
+    exts = ", ".join(IMAGE_EXTENSIONS)
+    if len(empty) == len(classes):
+        raise DataFormatError(f"image folder {base}: its class folders ({_abbreviate(classes)}) hold no image files "
+                              f"(names ending in {exts}). {_layout_help(folder)}")
+    if empty:
+        raise DataFormatError(f"image folder {base}: class folder(s) {empty} hold no image files ({exts}); every "
+                              f"class needs training images: add some, or remove the folder(s).")
+    paths = [p for c in classes for p in files[c]]
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(files[c]) for c in classes])
+    if test_dir is not None:
+        test_classes, test_files = _class_files(folder / test_dir, folder)
+        if test_classes != classes:
+            only_train = sorted(set(classes) - set(test_classes))
+            only_test = sorted(set(test_classes) - set(classes))
+            raise DataFormatError(
+                f"image folder {folder}: the class folders of {test_dir}/ differ from those of {train_dir}/: only in "
+                f"{train_dir}/: {only_train}, only in {test_dir}/: {only_test}. Both must hold the same class "
+                f"sub-folders (class ids follow their sorted names); an empty folder is fine for a class without "
+                f"test images.")
+        test_paths = [p for c in classes for p in test_files[c]]
+        test_labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(test_files[c]) for c in classes])
+        return _FolderIndex(tuple(classes), (paths, labels), (test_paths, test_labels), f"{train_dir}/ + {test_dir}/")
+    train, test = _train_test_indices(labels, test_fraction, split_seed, f"image folder {base}")
+    how = (f"{train_dir}/ " if train_dir else "") + _split_text(test_fraction, split_seed)
+    return _FolderIndex(tuple(classes), ([paths[i] for i in train], labels[train]),
+                        ([paths[i] for i in test], labels[test]), how)
+
+
+def _image_ops(channels: int, size: tuple):
+    """TensorFlow functions ``decode(path)`` and ``fit(image)``, each giving ``(uint8 H x W x channels, (h, w))``.
+
+    ``(h, w)`` is the size before resizing. Channels: grey is repeated into RGB, alpha dropped or added opaque,
+    RGB made grey by ITU-R 601-2 luma (PIL's ``convert("L")`` weights), rounded. An image of another size than
+    ``size`` is resized bilinearly (as Keras's ``image_dataset_from_directory``), then rounded and clipped to
+    uint8; one of that size is left exactly as decoded.
+    """
+    import tensorflow as tf
+
+    luma = tf.constant([0.299, 0.587, 0.114], tf.float32)
+
+    def to_uint8(x):
+        return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+    def convert(image):
+        k = tf.shape(image)[-1]
+        rgb = tf.cond(k >= 3, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3]))
+        if channels == 3:
+            return rgb
+        if channels == 1:
+            grey = lambda: to_uint8(tf.reduce_sum(tf.cast(rgb, tf.float32) * luma, axis=-1, keepdims=True))
+            return tf.cond(k >= 3, grey, lambda: image[..., :1])
+        opaque = lambda: tf.fill(tf.concat([tf.shape(image)[:2], [1]], 0), tf.constant(255, tf.uint8))
+        alpha = tf.cond(tf.equal(k % 2, 0), lambda: image[..., -1:], opaque)  # grey + alpha, or RGBA
+        return tf.concat([rgb, alpha], -1)
+
+    def fit(image):
+        hw = tf.shape(image)[:2]
+        image = convert(image)
+        same = tf.reduce_all(tf.equal(hw, size))
+        # bilinear without antialiasing, as keras.utils.image_dataset_from_directory resizes: a teacher trained on
+        # Keras's pipeline is then fed the pixels it learned from (up to the rounding to uint8)
+        resized = lambda: to_uint8(tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear"))
+        return tf.ensure_shape(tf.cond(same, lambda: image, resized), (*size, channels)), hw
+
+    def decode(path):
+        return fit(tf.io.decode_image(tf.io.read_file(path), channels=0, dtype=tf.uint8, expand_animations=False))
+
+    return decode, fit
+
+
+def _tf_message(err) -> str:
+    text = getattr(err, "message", None) or str(err)
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text.splitlines()[0] if text else "")
+    return re.sub(r"\s*\[Op:\w+\]|\s*name:\s*$", "", text).strip()
+
+
+def _unreadable(path, err) -> DataFormatError:
+    return DataFormatError(f"{path}: not a readable image ({_tf_message(err)}); replace or remove the file (image "
+                           f"folders are read as {', '.join(e[1:] for e in IMAGE_EXTENSIONS)} files).")
+
+
+def _peek_image(path) -> tuple:
+    """``(height, width, channels)`` of one image file as TensorFlow decodes it."""
+    import tensorflow as tf
+
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=0, dtype=tf.uint8, expand_animations=False)
+    except tf.errors.OpError as err:
+        raise _unreadable(path, err) from None
+    return tuple(int(d) for d in image.shape)
+
+
+def _size_error(what, hw, first, size) -> DataFormatError:
+    return DataFormatError(
+        f"{what}: image is {int(hw[0])}x{int(hw[1])} (height x width) but the first image, {first}, is "
+        f"{size[0]}x{size[1]}; without image_size every image must have the first one's size. Pass "
+        f"image_size=(H, W) (--image-size H,W on tfkd run) to resize every image to one size.")
+
+
+def _decode_files(paths: list, size: tuple, channels: int, *, strict: bool, first) -> np.ndarray:
+    """uint8 ``N x H x W x channels`` array of image files, decoded in a parallel tf.data map chunk by chunk.
+
+    Each chunk is copied into one preallocated array, so memory holds the uint8 images and one chunk, never a
+    float copy or a list of every image. ``strict``: an image of another size than ``size`` is an error.
+    """
+    import tensorflow as tf
+
+    out = np.empty((len(paths), *size, channels), np.uint8)
+    if not paths:
+        return out
+    decode, _ = _image_ops(channels, size)
+    ds = tf.data.Dataset.from_tensor_slices(list(paths))
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(_DECODE_CHUNK).prefetch(1)
+    iterator, start = iter(ds), 0
+    while True:
+        try:
+            images, shapes = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as err:  # find the file: decode the chunk's files one by one
+            for path in paths[start:start + _DECODE_CHUNK]:
+                try:
+                    decode(path)
+                except tf.errors.OpError as one:
+                    raise _unreadable(path, one) from None
+            raise DataFormatError(f"decoding the images {paths[start]} ... failed: {_tf_message(err)}") from None
+        n = int(images.shape[0])
+        out[start:start + n] = images.numpy()
+        if strict:
+            shapes = shapes.numpy()
+            wrong = np.flatnonzero(np.any(shapes != np.asarray(size), axis=1))
+            if wrong.size:
+                raise _size_error(paths[start + int(wrong[0])], shapes[wrong[0]], first, size)
+        start += n
+    return out
+
+
+def _load_image_folder(folder, *, raw, image_size, channels, test_fraction, split_seed) -> Splits:
+    folder = pathlib.Path(os.path.abspath(pathlib.Path(folder).expanduser()))
+    index = _index_image_folder(folder, test_fraction, split_seed)
+    (train_paths, y_train), (test_paths, y_test) = index.train, index.test
+    first = train_paths[0]
+    h, w, k = _peek_image(first)
+    size = image_size or (h, w)
+    channels = channels or (1 if k <= 2 else k)
+    options = dict(strict=image_size is None, first=first)
+    arrays = {"x_train": _decode_files(train_paths, size, channels, **options), "y_train": y_train,
+              "x_test": _decode_files(test_paths, size, channels, **options), "y_test": y_test}
+    where = f"image folder {folder}"
+    arrays = _validate(arrays, where, None)
+    return _finish(arrays, name=folder.name or str(folder), source=f"{where} ({index.how})",
+                   num_classes=len(index.classes), class_names=index.classes, raw=raw)
+
+
+def folder_dataset(path, image_size=None, color_mode=None, *, subset: str | None = None, batch_size: int = 64,
+                   shuffle: bool = False, seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0):
+    """A streaming ``tf.data.Dataset`` of ``(images, labels)`` batches from an image folder too big for memory.
+
+    The folder layout, classes, split (``subset="train"`` or ``"test"``; None: every image), decoding, colour
+    mode and resizing are those of :func:`load`, but images are read from disk as they are consumed. Batches are
+    float32 in [0, 1], N x H x W x C (what ``load`` gives, so a model trained on one takes the other; Keras's
+    ``image_dataset_from_directory`` gives 0..255), with int64 labels. The dataset carries ``class_names`` and
+    ``file_paths``, as Keras's does. ``shuffle`` reshuffles the files every epoch from ``seed``. Without
+    ``image_size`` every image must have the first image's size; one that differs stops the iteration with an
+    InvalidArgumentError naming the file, and an unreadable file stops it with TensorFlow's decode error
+    (``load`` names that file; run it once on a sample to check a new folder).
+
+    Example:
+
+        import pathlib, tensorflow as tf
+        for i, (image, label) in enumerate(zip(x_train[:100], y_train[:100])):   # a PNG folder: digits/<class>/
+            (pathlib.Path("digits") / str(label)).mkdir(parents=True, exist_ok=True)
+            tf.io.write_file(f"digits/{label}/{i}.png", tf.io.encode_png((image * 255).round().astype("uint8")))
+        train = data.folder_dataset("digits", subset="train", shuffle=True)   # 80 % of each class, streamed
+        test = data.folder_dataset("digits", subset="test")
+        student.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        student.fit(train, validation_data=test, epochs=1, verbose=0)
+        train.class_names      # ['0', '1', ..., '9']
+    """
+    import tensorflow as tf
+
+    size = _image_size_arg(image_size)
+    channels = _color_mode_arg(color_mode)
+    test_fraction, split_seed = _split_args(test_fraction, split_seed)
+    if subset not in (None, "train", "test"):
+        raise ValueError(f"subset={subset!r}: expected 'train', 'test', or None for every image of the folder.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer.")
+    folder = pathlib.Path(os.path.abspath(pathlib.Path(path).expanduser()))
+    index = _index_image_folder(folder, test_fraction, split_seed)
+    parts = [index.train, index.test] if subset is None else [index.train if subset == "train" else index.test]
+    paths = [p for ps, _ in parts for p in ps]
+    labels = np.concatenate([y for _, y in parts]).astype(np.int64)
+    if not paths:
+        raise DataFormatError(f"image folder {folder}: the {subset} split holds no images ({index.how}).")
+    first = index.train[0][0]
+    h, w, k = _peek_image(first)
+    target = size or (h, w)
+    channels = channels or (1 if k <= 2 else k)
+    decode, _ = _image_ops(channels, target)
+    message = (f"an image is not {target[0]}x{target[1]}, the size of the first image ({first}); pass "
+               f"image_size=(H, W) to resize every image to one size. The file and its (height, width):")
+
+    def read(file, label):
+        image, hw = decode(file)
+        if size is None:
+            check = tf.debugging.Assert(tf.reduce_all(tf.equal(hw, target)), [message, file, hw])
+            with tf.control_dependencies([check]):
+                image = tf.identity(image)
+        return tf.cast(image, tf.float32) / 255.0, label
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if shuffle:
+        ds = ds.shuffle(len(paths), seed=int(seed), reshuffle_each_iteration=True)
+    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    ds.class_names = list(index.classes)
+    ds.file_paths = paths
+    return ds
+
+
+# ------------------------------------------------------------------------------------------ tensorflow-datasets
 def _tfds_root(tfds_dir=None) -> pathlib.Path:
     return pathlib.Path(tfds_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
 
 
-def _from_tfds(name: str, spec: _Spec, data_dir: pathlib.Path | None, download: bool, tried: list,
-               tfds_dir=None):
-    """(raw arrays, source) from tensorflow-datasets, or None.
+def _tfds_installed() -> bool:
+    """Whether tensorflow-datasets can be imported, found without importing it (fast)."""
+    try:
+        return importlib.util.find_spec("tensorflow_datasets") is not None
+    except (ImportError, ValueError):  # ValueError: a module in sys.modules without a spec (or set to None)
+        return False
+
+
+def _read_supervised(ds, image_size, channels, where: str):
+    """``(x uint8 N x H x W x C, y int64)`` of a tf.data dataset of ``(image, label)``, streamed chunk by chunk."""
+    import tensorflow as tf
+
+    first = next(iter(ds.take(1)), None)
+    if first is None:
+        raise ValueError(f"the split {where} is empty")
+    h, w, k = (int(d) for d in first[0].shape)
+    size = image_size or (h, w)
+    channels = channels or (1 if k <= 2 else k)
+    _, fit = _image_ops(channels, size)
+    n = int(ds.cardinality())  # tfds knows its splits' sizes; if not (negative), chunks are concatenated
+    batches = ds.map(lambda x, y: (*fit(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = batches.batch(_DECODE_CHUNK).prefetch(1)
+    x, y = np.empty((max(n, 0), *size, channels), np.uint8), np.empty(max(n, 0), np.int64)
+    chunks, start = [], 0
+    for images, shapes, labels in batches:
+        m = int(images.shape[0])
+        if image_size is None:
+            shapes = shapes.numpy()
+            wrong = np.flatnonzero(np.any(shapes != np.asarray(size), axis=1))
+            if wrong.size:
+                raise _size_error(f"{where} example #{start + int(wrong[0])}", shapes[wrong[0]], "example #0", size)
+        if n < 0:
+            chunks.append((images.numpy(), labels.numpy()))
+        elif start + m > n:
+            raise ValueError(f"the split {where} holds more examples than its announced {n}")
+        else:
+            x[start:start + m], y[start:start + m] = images.numpy(), labels.numpy()
+        start += m
+    if n < 0:
+        x, y = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+    return x[:start], y[:start]
+
+
+def _tfds_arrays(tfds_name: str, data_dir, download: bool, tried: list, tfds_dir=None, *, image_size=None,
+                 channels=None, test_fraction: float = 0.2, split_seed: int = 0):
+    """``(raw arrays, root, class names, how)`` from tensorflow-datasets, or None (``tried`` says why).
 
     Without ``download`` only a dataset already prepared (under the data directory or the tfds data dir) is read,
-    checked on the file system first, so an offline machine never waits on the network.
+    and the file system is checked before tensorflow-datasets is even imported, so an offline machine fails in
+    milliseconds. The test split is ``test``, else ``validation``, else a stratified ``test_fraction`` of ``train``.
     """
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as err:
-        tried.append(f"tensorflow-datasets: not importable ({err}); pip install tensorflow-datasets")
+    if not _tfds_installed():
+        tried.append("tensorflow-datasets: not installed (pip install tensorflow-datasets)")
         return None
     roots = [r for r in (data_dir, _tfds_root(tfds_dir)) if r is not None]
-    prepared = None
-    for root in roots:
-        if (root / spec.tfds_name).is_dir():  # checked first: tfds.builder logs a warning for a missing folder
-            builder = tfds.builder(spec.tfds_name, data_dir=str(root))
-            if builder.is_prepared():
-                prepared = root
-                break
-    if prepared is None and not download:
-        tried.append(f"tensorflow-datasets: {spec.tfds_name!r} is not prepared under "
-                     f"{' or '.join(str(r) for r in roots)}, and downloading is off "
-                     f"(download=True or {ENV_DOWNLOAD}=1 lets tfds download it)")
+    folder = tfds_name.split(":")[0]
+    not_prepared = (f"tensorflow-datasets: {tfds_name!r} is not prepared under {' or '.join(str(r) for r in roots)}"
+                    f", and downloading is off (download=True or {ENV_DOWNLOAD}=1 lets tfds download it)")
+    candidates = [r for r in roots if (r / folder).is_dir()]  # first: tfds.builder logs a warning for a missing one
+    if not candidates and not download:
+        tried.append(not_prepared)
         return None
-    root = prepared or _tfds_root(tfds_dir)
+    import tensorflow_datasets as tfds
+
+    builder = root = None
+    for candidate in candidates:
+        try:
+            found = tfds.builder(tfds_name, data_dir=str(candidate))
+        except Exception as err:  # noqa: BLE001  (an unknown name, a damaged folder: report, go on)
+            tried.append(f"tensorflow-datasets: {candidate / folder} is not a dataset tfds can read "
+                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+            continue
+        if found.is_prepared():
+            builder, root = found, candidate
+            break
+    if builder is None and not download:
+        tried.append(not_prepared)
+        return None
     try:
-        train, test = tfds.load(spec.tfds_name, split=["train", "test"], data_dir=str(root), as_supervised=True,
-                                download=prepared is None, shuffle_files=False)
-        arrays = {}
-        for split, ds in (("train", train), ("test", test)):
-            # Batches rather than batch_size=-1: one big batch crashes under tfds.testing.mock_data.
-            batches = list(tfds.as_numpy(ds.batch(4096)))
-            if not batches:
-                raise ValueError(f"the {split!r} split is empty")
-            arrays[f"x_{split}"] = np.concatenate([xb for xb, _ in batches])
-            arrays[f"y_{split}"] = np.concatenate([yb for _, yb in batches])
+        if builder is None:
+            root = _tfds_root(tfds_dir)
+            builder = tfds.builder(tfds_name, data_dir=str(root))
+            builder.download_and_prepare()
+        info = builder.info
+        features = info.features
+        keys = info.supervised_keys
+        if not keys:  # no (input, target) declared: the one image feature and the one class label, if unique
+            of = lambda kind: [k for k, f in features.items() if isinstance(f, kind)]
+            images, labels = of(tfds.features.Image), of(tfds.features.ClassLabel)
+            keys = (images[0], labels[0]) if len(images) == 1 and len(labels) == 1 else None
+        if (not keys or len(keys) != 2 or not isinstance(features[keys[0]], tfds.features.Image)
+                or not isinstance(features[keys[1]], tfds.features.ClassLabel)):
+            raise DataFormatError(f"tfds:{tfds_name}: supervised keys {info.supervised_keys} of features "
+                                  f"{list(features.keys())}; tfkd reads datasets whose (input, target) is an image "
+                                  f"and a class label (tfds.features.Image, tfds.features.ClassLabel).")
+        names = tuple(features[keys[1]].names)
+        splits = sorted(info.splits.keys()) if info.splits else []  # none under tfds.testing.mock_data
+        if splits and "train" not in splits:
+            raise DataFormatError(f"tfds:{tfds_name} has no 'train' split (its splits: {splits}).")
+        test_split = next((s for s in ("test", "validation") if s in splits), None) if splits else "test"
+        pairs = lambda split: builder.as_dataset(split=split, shuffle_files=False).map(
+            lambda example: (example[keys[0]], example[keys[1]]))
+        read = lambda split: _read_supervised(pairs(split), image_size, channels, f"tfds:{tfds_name} {split}")
+        x_train, y_train = read("train")
+        if test_split is not None:
+            x_test, y_test = read(test_split)
+            how = "" if test_split == "test" else f"{test_split} split as test"
+        else:
+            train, test = _train_test_indices(y_train, test_fraction, split_seed, f"tfds:{tfds_name} train split")
+            x_test, y_test, x_train, y_train = x_train[test], y_train[test], x_train[train], y_train[train]
+            how = f"train {_split_text(test_fraction, split_seed)}"
+    except (DataFormatError, DatasetNotFoundError):
+        raise
     except ModuleNotFoundError as err:
         # tensorflow-datasets 4.9.10 imports importlib_resources when it prepares a dataset but does not declare
         # it for Python >= 3.9 (tensorflow/datasets#11212).
         tried.append(f"tensorflow-datasets: {err}; pip install {err.name or 'the missing module'}")
         return None
     except Exception as err:  # noqa: BLE001  (network down, quota, corrupt files: report, fall through)
-        tried.append(f"tensorflow-datasets: loading {spec.tfds_name!r} into {root} failed: "
+        tried.append(f"tensorflow-datasets: loading {tfds_name!r} into {root} failed: "
                      f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
         return None
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return arrays, root, names, how
+
+
+def _from_tfds(name: str, spec: _Spec, data_dir: pathlib.Path | None, download: bool, tried: list,
+               tfds_dir=None):
+    """(raw arrays, source) of a dataset tfkd knows from tensorflow-datasets, or None."""
+    found = _tfds_arrays(spec.tfds_name, data_dir, download, tried, tfds_dir)
+    if found is None:
+        return None
+    arrays, root, _, _ = found
     arrays = _validate(arrays, f"tensorflow-datasets {spec.tfds_name!r}", name)
     return arrays, f"tensorflow-datasets ({spec.tfds_name} under {root})"
+
+
+def _load_tfds_name(text: str, data_dir, download: bool, tfds_dir, *, raw, image_size, channels, test_fraction,
+                    split_seed) -> Splits:
+    tfds_name = text.split(":", 1)[1].strip()
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./:*+-]*", tfds_name):
+        raise ValueError(f"name={text!r}: expected tfds:NAME with the name of a tensorflow-datasets dataset, e.g. "
+                         f"tfds:beans, tfds:cifar10 or tfds:imagenette/160px.")
+    root = resolve_data_dir(data_dir)
+    tried: list[str] = []
+    found = _tfds_arrays(tfds_name, root, download, tried, tfds_dir, image_size=image_size, channels=channels,
+                         test_fraction=test_fraction, split_seed=split_seed)
+    if found is None:
+        roots = " or ".join(str(r) for r in (root, _tfds_root(tfds_dir)) if r is not None)
+        fix = ["  - pip install tensorflow-datasets"] if not _tfds_installed() else []
+        fix += [f"  - prepare it once on a machine with network: `tfds build {tfds_name} --data_dir DIR`, then copy "
+                f"DIR here and pass tfds_dir=DIR or set TFDS_DATA_DIR=DIR (or use DIR as the data directory); "
+                f"prepared datasets are looked for under {roots}",
+                f"  - or let tensorflow-datasets download it now (needs network): set {ENV_DOWNLOAD}=1 or call "
+                f"data.load({text!r}, download=True)"]
+        reason = "; ".join(t.removeprefix("tensorflow-datasets: ") for t in tried)
+        if not _tfds_installed():
+            reason = "tensorflow-datasets is not installed (pip install tensorflow-datasets)"
+        raise DatasetNotFoundError(f"could not load {text!r}: {reason}.\nTo fix it, any one of:\n" + "\n".join(fix))
+    arrays, where, names, how = found
+    arrays = _validate(arrays, f"tensorflow-datasets {tfds_name!r}", None)
+    source = f"tensorflow-datasets ({tfds_name} under {where}{', ' + how if how else ''})"
+    return _finish(arrays, name=tfds_name, source=source, num_classes=len(names) or _max_label(arrays) + 1,
+                   class_names=names or None, raw=raw)
 
 
 def _from_sklearn_digits():
@@ -507,30 +1084,141 @@ def _how_to_fix(name: str, spec: _Spec | None, data_dir: pathlib.Path | None) ->
 
 
 # ---------------------------------------------------------------------------------------------------------- load
-def load(name: str, data_dir=None, *, raw: bool = False, download: bool | None = None, tfds_dir=None) -> Splits:
+def _max_label(arrays: dict) -> int:
+    return int(max(int(arrays[k].max()) for k in ("y_train", "y_test") if len(arrays[k])))
+
+
+def _finish(arrays: dict, *, name: str, source: str, num_classes: int, class_names, raw: bool,
+            scale: float = 255.0) -> Splits:
+    """Validated raw arrays -> :class:`Splits`: as read (``raw``), else ready for Keras.
+
+    Images: float32 in [0, 1] (divided by ``scale``) with a channel axis; features: float32 as stored; int64 labels.
+    """
+    kind = _kind(arrays)
+    common = dict(name=name, num_classes=num_classes, source=source, class_names=class_names, kind=kind)
+    if raw:
+        return Splits(**arrays, **common, notes="raw arrays as read")
+    ready = {}
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        if kind == "features":
+            x = x.astype(np.float32)  # as stored: no scaling
+        else:
+            x = x.reshape(*x.shape, 1) if x.ndim == 3 else x
+            x = x.astype(np.float32)
+            np.divide(x, scale, out=x)
+        ready[f"x_{split}"] = x
+        ready[f"y_{split}"] = arrays[f"y_{split}"].astype(np.int64)
+    return Splits(**ready, **common)
+
+
+def _finish_known(arrays: dict, name: str, spec: _Spec | None, source: str, raw: bool) -> Splits:
+    """:func:`_finish` for a named dataset or a ``.npz``: classes from the dataset's spec, else from the labels."""
+    known = spec is not None and _kind(arrays) == "images"
+    return _finish(arrays, name=name, source=source, raw=raw,
+                   num_classes=spec.num_classes if known else _max_label(arrays) + 1,
+                   class_names=spec.class_names if known else None,
+                   scale=float(spec.max_value if known else 255))
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.startswith(("~", ".")) or text.lower().endswith(".npz")
+
+
+def _not_resizable(text: str, image_size, color_mode) -> None:
+    given = [f"{k}={v!r}" for k, v in (("image_size", image_size), ("color_mode", color_mode)) if v is not None]
+    if given:
+        raise ValueError(f"{' and '.join(given)}: resizing and colour conversion apply to image folders and tfds:NAME "
+                         f"datasets, but {text!r} is read as stored. Drop it (--image-size / --color-mode), or "
+                         f"convert the arrays yourself (tf.image.resize).")
+
+
+def _load_path(text: str, data_dir, *, raw, image_size, color_mode, channels, test_fraction, split_seed) -> Splits:
+    """A ``.npz`` file or an image folder named by its path (absolute, relative to the working directory, or for a
+    ``.npz``, relative to the data directory)."""
+    path = pathlib.Path(text).expanduser()
+    if path.is_dir():
+        return _load_image_folder(path, raw=raw, image_size=image_size, channels=channels,
+                                  test_fraction=test_fraction, split_seed=split_seed)
+    if not path.exists() and not path.is_absolute() and path.suffix.lower() == ".npz":
+        root = resolve_data_dir(data_dir)
+        if root is not None and (root / path).is_file():
+            path = root / path
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"name={text!r}: no such file or folder ({os.path.abspath(path)}). Expected a path to a .npz file "
+            f"(numpy.savez with x_train, y_train, x_test, y_test), to an image folder (<folder>/<class>/<image>), "
+            f"a dataset name (one of {list(NAMES)}) or tfds:NAME.")
+    if path.suffix.lower() != ".npz":
+        raise ValueError(f"name={text!r} is a file but not a .npz: expected a .npz file (numpy.savez with x_train, "
+                         f"y_train, x_test, y_test) or an image folder (<folder>/<class>/<image>).")
+    _not_resizable(text, image_size, color_mode)
+    key = path.stem.strip().lower().replace("-", "_")
+    spec = DATASETS.get(key)  # a file named for a dataset tfkd knows is checked as that dataset
+    source = os.path.abspath(path)
+    return _finish_known(load_npz(path, key if spec else None), key if spec else path.stem, spec, source, raw)
+
+
+def load(name, data_dir=None, *, raw: bool = False, download: bool | None = None, tfds_dir=None,
+         image_size=None, color_mode: str | None = None, test_fraction: float = 0.2, split_seed: int = 0) -> Splits:
     """Train and test splits of ``name``, float32 images in [0, 1] with a channel axis (NHWC), int64 labels.
 
-    ``name`` is one of :data:`NAMES` (``digits, mnist, fashion_mnist, cifar10, cifar10_subset, cifar100``) or any
-    ``<name>.npz`` in the data directory. Sources are tried in the order the module docstring gives; ``source`` on
-    the result says which one answered. ``raw=True`` returns the arrays exactly as read (uint8 pixels, labels as
-    stored, no channel axis added) for hashing and inspection. ``download`` (default: ``$TFKD_DOWNLOAD``) lets
-    tensorflow-datasets fetch a dataset that is not prepared yet, into ``tfds_dir`` (default: ``$TFDS_DATA_DIR``,
-    else ``~/tensorflow_datasets``), where prepared datasets are also looked for.
+    ``name`` is one of :data:`NAMES` (``digits, mnist, fashion_mnist, cifar10, cifar10_subset, cifar100``), any
+    ``<name>.npz`` or image folder ``<name>/`` in the data directory, a path to a ``.npz`` file or an image folder
+    (a ``pathlib.Path``, or a string with a ``/``, ending in ``.npz``, or starting with ``.`` or ``~``), or
+    ``tfds:NAME`` for a tensorflow-datasets dataset (the module docstring gives the layouts and the order of the
+    sources). ``source`` on the result says where the arrays came from. A ``.npz`` of float ``N x F`` x arrays is
+    tabular: float32 features as stored, ``kind == "features"``.
+
+    ``raw=True`` returns the arrays exactly as read (uint8 pixels, labels as stored, no channel axis added) for
+    hashing and inspection. ``download`` (default: ``$TFKD_DOWNLOAD``) lets tensorflow-datasets fetch a dataset
+    that is not prepared yet, into ``tfds_dir`` (default: ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``),
+    where prepared datasets are also looked for. For image folders and ``tfds:`` only: ``image_size`` ``(H, W)``
+    resizes every image (bilinear, as Keras's ``image_dataset_from_directory``, rounded to uint8; None: every
+    image must have the first one's size), ``color_mode`` is ``'grayscale'``, ``'rgb'`` or ``'rgba'`` (None:
+    the first image's, grayscale when it has one channel), and where there is no test split (one class-folder
+    tree; a tfds dataset with neither ``test`` nor ``validation``), a stratified ``test_fraction`` of each class
+    is held out, drawn by numpy's PCG64 from ``split_seed`` over the sorted file list: the same split on every
+    machine.
 
     Example:
 
         splits = data.load("mnist", data_dir=data_dir)   # data_dir: the folder holding mnist.npz
         print(splits)              # mnist: 60000 train / 10000 test, 28x28x1, 10 classes, float32, from ...mnist.npz
         (x_train, y_train), (x_test, y_test) = splits
+        # photos = data.load("my_photos", image_size=(64, 64))  # my_photos/<class>/*.jpg: 80/20 split, seed 0
+        # photos.class_names                                     # the sorted sub-folder names, ids 0..K-1
     """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"name={name!r}: expected a dataset name, one of {list(NAMES)}.")
-    name = name.strip().lower().replace("-", "_")
+    if isinstance(name, os.PathLike):
+        text, is_path = os.fsdecode(os.fspath(name)), True
+    elif isinstance(name, str) and name.strip():
+        text = name.strip()
+        is_path = not text.lower().startswith("tfds:") and _looks_like_path(text)
+    else:
+        raise ValueError(f"name={name!r}: expected a dataset name (one of {list(NAMES)}), a path to a .npz file "
+                         f"or an image folder, or tfds:NAME.")
+    size = _image_size_arg(image_size)
+    channels = _color_mode_arg(color_mode)
+    test_fraction, split_seed = _split_args(test_fraction, split_seed)
+    folder_options = dict(raw=raw, image_size=size, channels=channels, test_fraction=test_fraction,
+                          split_seed=split_seed)
+    if is_path:
+        return _load_path(text, data_dir, color_mode=color_mode, **folder_options)
+    if text.lower().startswith("tfds:"):
+        return _load_tfds_name(text, data_dir, _download_allowed(download), tfds_dir, **folder_options)
+    name = text.lower().replace("-", "_")
     root = resolve_data_dir(data_dir)
     spec = DATASETS.get(name)
     if spec is None and not (root is not None and (root / f"{name}.npz").is_file()):
-        raise ValueError(f"name={name!r} is not a dataset tfkd knows: expected one of {list(NAMES)}, or a file "
-                         f"{name}.npz in the data directory ({root if root else f'none set: {ENV_DATA_DIR} unset'}).")
+        folders = ([root / text, root / name] if root is not None else []) + [pathlib.Path(text)]
+        folder = next((f for f in folders if f.is_dir()), None)
+        if folder is not None:
+            return _load_image_folder(folder, **folder_options)
+        raise ValueError(f"name={text!r} is not a dataset tfkd knows: expected one of {list(NAMES)}, a file "
+                         f"{name}.npz or an image folder {text}/ in the data directory "
+                         f"({root if root else f'none set: {ENV_DATA_DIR} unset'}), a path to a .npz file or to an "
+                         f"image folder, or tfds:NAME for a tensorflow-datasets dataset.")
+    _not_resizable(text, image_size, color_mode)
     tried: list[str] = []
     found = None
     if root is not None:
@@ -550,24 +1238,11 @@ def load(name: str, data_dir=None, *, raw: bool = False, download: bool | None =
             f"could not load dataset {name!r}. Tried, in order:\n" + "\n".join(f"  - {t}" for t in tried)
             + "\nTo fix it, any one of:\n" + _how_to_fix(name, spec, root))
     arrays, source = found
-    num_classes = spec.num_classes if spec else int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-    class_names = spec.class_names if spec else None
-    if raw:
-        return Splits(**arrays, name=name, num_classes=num_classes, source=source, class_names=class_names,
-                      notes="raw arrays as read")
-    scale = float(spec.max_value if spec else 255)
-    ready = {}
-    for split in ("train", "test"):
-        x = arrays[f"x_{split}"]
-        x = x.reshape(*x.shape, 1) if x.ndim == 3 else x
-        x = x.astype(np.float32)
-        np.divide(x, scale, out=x)
-        ready[f"x_{split}"] = x
-        ready[f"y_{split}"] = arrays[f"y_{split}"].astype(np.int64)
-    return Splits(**ready, name=name, num_classes=num_classes, source=source, class_names=class_names)
+    return _finish_known(arrays, name, spec, source, raw)
 
 
-def load_raw(name: str, data_dir=None, *, download: bool | None = None, tfds_dir=None) -> tuple[dict, str]:
+def load_raw(name, data_dir=None, *, download: bool | None = None, tfds_dir=None, image_size=None,
+             color_mode: str | None = None, test_fraction: float = 0.2, split_seed: int = 0) -> tuple[dict, str]:
     """``(arrays, source)``: the arrays exactly as read (see ``load(raw=True)``) and where they came from.
 
     Example:
@@ -576,7 +1251,8 @@ def load_raw(name: str, data_dir=None, *, download: bool | None = None, tfds_dir
         arrays, source = data.load_raw("mnist")
         hashlib.sha256(arrays["x_train"].tobytes()).hexdigest()   # '741c9888...' for the canonical release
     """
-    splits = load(name, data_dir, raw=True, download=download, tfds_dir=tfds_dir)
+    splits = load(name, data_dir, raw=True, download=download, tfds_dir=tfds_dir, image_size=image_size,
+                  color_mode=color_mode, test_fraction=test_fraction, split_seed=split_seed)
     return {k: getattr(splits, k) for k in KEYS}, splits.source
 
 
@@ -711,7 +1387,8 @@ def filter_classes(x, y, classes=(6, 9)):
 
 __all__ = [
     "CORRUPTIONS", "DATASETS", "NAMES", "SYSTEM_DIRS", "DataFormatError", "DataNotFoundError",
-    "DatasetNotFoundError", "DomainTransform", "Splits", "as_dataset", "corrupt", "corrupted_test_set",
-    "domain_transform", "filter_classes", "labeled_unlabeled_split", "load", "load_npz", "load_raw",
-    "parallel_pairs", "read_cifar_binary", "read_idx", "resolve_data_dir", "subset", "write_idx",
+    "COLOR_MODES", "DatasetNotFoundError", "DomainTransform", "IMAGE_EXTENSIONS", "Splits", "TEST_FOLDERS",
+    "as_dataset", "corrupt", "corrupted_test_set", "domain_transform", "filter_classes", "folder_dataset",
+    "labeled_unlabeled_split", "load", "load_npz", "load_raw", "parallel_pairs", "read_cifar_binary", "read_idx",
+    "resolve_data_dir", "subset", "write_idx",
 ]
