@@ -4,7 +4,8 @@ Writers (each writes atomically: a failed export never leaves a half-written fil
 :func:`to_tflite` (``quantize`` none / dynamic / float16 / int8 / int16x8), :func:`to_saved_model`
 (``serving_default``, dynamic batch) and :func:`to_onnx` (optional packages). :func:`validate` runs an export in its
 deployment runtime against the Keras model; :func:`benchmark` times it and measures its size and gzip size;
-:func:`export_all` does all of it and writes the report (what ``tfkd export`` runs). Pruning and
+:func:`export_all` does all of it and writes the report (what ``tfkd export`` runs). Inputs may be images,
+feature vectors or token ids, one or several (:func:`input_specs`; data as a list or dict of arrays). Pruning and
 quantization-aware training run in their own process: ``python -m tfkd.export.tfmot_track``.
 
 Example:
@@ -22,6 +23,7 @@ _LAZY = {
     "to_tflite": "tfkd.export.tflite",
     "QUANTIZE_MODES": "tfkd.export.tflite",
     "UnsupportedOpsError": "tfkd.export.tflite",
+    "UnsupportedInputsError": "tfkd.export.tflite",
     "to_saved_model": "tfkd.export.savedmodel",
     "to_onnx": "tfkd.export.onnx",
     "OnnxUnavailableError": "tfkd.export.onnx",
@@ -29,6 +31,8 @@ _LAZY = {
     "benchmark": "tfkd.export.bench",
     "export_all": "tfkd.export.pipeline",
     "load_runner": "tfkd.export.runners",
+    "input_specs": "tfkd.export.inputs",
+    "InputSpec": "tfkd.export.inputs",
     "as_float32": "tfkd.export.loading",
     "load_model": "tfkd.export.loading",
     "run_track": "tfkd.export.tfmot_track",

@@ -66,12 +66,14 @@ def time_calls(fn, *, runs: int, warmup: int) -> dict:
 
 
 def benchmark(path, *, num_threads: int = 1, runs: int = 200, warmup: int = 20, batch_size: int = 1,
-              inputs=None, seed: int = 0) -> dict:
+              inputs=None, seed: int = 0, keras_inputs=None) -> dict:
     """Time the exported model at ``path`` and measure its size.
 
-    ``inputs``: an example batch (e.g. ``x_test[:1]``); without it, uniform [0, 1) images of the model's input
-    shape (timing does not depend on the values for these models). Returns ``latency_median_ms``,
-    ``latency_p90_ms``, ``latency_mean_ms``, ``latency_min_ms``, ``size_bytes``, ``gzip_bytes`` and the settings.
+    ``inputs``: an example batch (e.g. ``x_test[:1]``; for several inputs a dict keyed by input name, or a list in
+    the order of ``keras_inputs``, the Keras model's :func:`~tfkd.export.inputs.input_specs`, else the file's);
+    without it, uniform [0, 1) values of each input's shape (timing does not depend on the values for these
+    models). Returns ``latency_median_ms``, ``latency_p90_ms``, ``latency_mean_ms``, ``latency_min_ms``,
+    ``size_bytes``, ``gzip_bytes`` and the settings.
 
     Example:
 
@@ -80,27 +82,33 @@ def benchmark(path, *, num_threads: int = 1, runs: int = 200, warmup: int = 20, 
     if not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"num_threads={num_threads!r} must be a positive int (1 is what a phone app often uses).")
     kind = format_of(path)
-    run = load_runner(path, num_threads=num_threads)
+    run = load_runner(path, num_threads=num_threads, inputs=keras_inputs)
     if inputs is None:
-        inputs = np.random.default_rng(seed).random((batch_size, *_input_shape(run)), dtype=np.float32)
-    prepared = run.prepare(np.asarray(inputs, dtype=np.float32)[:batch_size])
+        rng = np.random.default_rng(seed)
+        inputs = {key: rng.random((batch_size, *_input_shape(run, i)), dtype=np.float32)
+                  for i, key in enumerate(run.file_keys)}
+    if isinstance(inputs, dict):
+        inputs = {k: np.asarray(v)[:batch_size] for k, v in inputs.items()}
+    elif isinstance(inputs, (list, tuple)) and len(run.file_keys) > 1:
+        inputs = [np.asarray(v)[:batch_size] for v in inputs]
+    else:
+        inputs = np.asarray(inputs)[:batch_size]
+    feed = run.feed(inputs)
+    prepared = run.prepare(feed)
     if kind == "saved_model":
         fn = lambda: run.invoke(prepared).numpy()  # .numpy() waits for the result
     else:
         fn = lambda: run.invoke(prepared)
     result = time_calls(fn, runs=runs, warmup=warmup)
     result.update({"format": kind, "size_bytes": size_bytes(path), "gzip_bytes": gzip_bytes(path),
-                   "num_threads": num_threads, "runs": runs, "warmup": warmup, "batch_size": len(prepared)})
+                   "num_threads": num_threads, "runs": runs, "warmup": warmup,
+                   "batch_size": len(next(iter(feed.values())))})
     return result
 
 
-def _input_shape(run) -> tuple:
-    if run.format == "tflite":
-        shape = run.input["shape_signature"][1:]
-    elif run.format == "saved_model":
-        shape = run.signature.structured_input_signature[1][run.input_key].shape[1:]
-    else:
-        shape = run.session.get_inputs()[0].shape[1:]
+def _input_shape(run, i) -> tuple:
+    shape = run.input_shape(i)
     if any(d is None or not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
-        raise ValueError(f"the model's input shape {tuple(shape)} is not fully known; pass inputs=x[:1].")
+        raise ValueError(f"the model's input {run.file_keys[i]!r} has shape {tuple(shape)}, not fully known; "
+                         "pass inputs=x[:1].")
     return tuple(int(d) for d in shape)

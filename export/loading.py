@@ -1,4 +1,4 @@
-"""The Keras model going into an export: load it safely, check it is one image classifier, rebuild it in float32.
+"""The Keras model going into an export: load it safely, rebuild it in float32 (its inputs: :mod:`.inputs`).
 
 A ``.keras`` file is loaded with ``safe_mode=True`` (no arbitrary code from ``Lambda`` layers) unless the caller opts
 out, and an unreadable or truncated file fails with a message saying so (Keras itself reports "File not found" for a
@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from tfkd.export.inputs import input_specs
 from tfkd.loading import _first_line, load_model  # model loading is a tfkd concern; re-exported here
 
 __all__ = ["load_model", "as_float32", "is_float32", "single_input_shape"]
@@ -66,14 +67,12 @@ def as_float32(model):
 
 
 def single_input_shape(model) -> tuple:
-    """The per-example input shape of a one-input, one-output model, e.g. ``(28, 28, 1)``; clear error otherwise."""
-    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; tfkd.export "
-                         "handles classifiers with one image input and one logits output. Wrap the model in a "
-                         "keras.Model(inputs, outputs) with a single input and output first.")
-    shape = tuple(inputs[0].shape[1:])
-    if any(d is None for d in shape):
-        raise ValueError(f"model {model.name!r} input shape {tuple(inputs[0].shape)} has unknown dimensions "
-                         "besides the batch; TFLite needs fixed ones. Build it with keras.Input(shape=(H, W, C)).")
-    return tuple(int(d) for d in shape)
+    """The per-example input shape of a one-input, one-output model, e.g. ``(28, 28, 1)``; clear error otherwise.
+
+    Models with several inputs are described by :func:`tfkd.export.inputs.input_specs`.
+    """
+    specs = input_specs(model)
+    if len(specs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(specs)} inputs ({', '.join(repr(s.name) for s in specs)}); "
+                         "single_input_shape describes one. Use tfkd.export.inputs.input_specs(model) instead.")
+    return specs[0].shape

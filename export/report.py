@@ -43,13 +43,18 @@ COLUMNS = [
 
 
 def keras_row(model, example, keras_logits, y=None, *, runs: int = 200, warmup: int = 20) -> dict:
-    """The float32 Keras baseline row: weight bytes, their gzip size, batch-1 latency, accuracy on ``y``."""
+    """The float32 Keras baseline row: weight bytes, their gzip size, batch-1 latency, accuracy on ``y``.
+
+    ``example``: one array, or a list of arrays (one per input, Keras order) for a model with several inputs.
+    """
     import tensorflow as tf
 
     weights = [np.asarray(w, dtype=np.float32) for w in model.get_weights()]
     raw = b"".join(w.tobytes() for w in weights)
     call = tf.function(lambda t: model(t, training=False))
-    batch = tf.constant(np.asarray(example, dtype=np.float32)[:1])
+    examples = list(example) if isinstance(example, (list, tuple)) else [example]
+    tensors = [tf.constant(_numeric(e)[:1]) for e in examples]
+    batch = tensors[0] if len(tensors) == 1 else tensors
     timing = time_calls(lambda: call(batch).numpy(), runs=runs, warmup=warmup)
     row = {"format": "keras", "quantize": "float32", "path": None, "size_bytes": len(raw),
            "gzip_bytes": len(gzip.compress(raw, compresslevel=9, mtime=0)), **timing,
@@ -57,6 +62,11 @@ def keras_row(model, example, keras_logits, y=None, *, runs: int = 200, warmup: 
     if y is not None:
         row["accuracy"] = float(np.mean(np.asarray(keras_logits).argmax(-1) == np.asarray(y).reshape(-1)))
     return row
+
+
+def _numeric(array):
+    array = np.asarray(array)
+    return array if np.issubdtype(array.dtype, np.integer) else array.astype(np.float32)  # token ids stay integers
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:

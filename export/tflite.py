@@ -11,27 +11,36 @@ Quantization modes (``quantize=``):
 - ``dynamic``: int8 weights, float activations quantized on the fly (no calibration data).
 - ``float16``: float16 weights (half the size; GPU delegates run them natively).
 - ``int8``: full-integer int8 weights and activations, calibrated on ``representative_data`` (real training
-  images); input/output int8 by default (``io_dtype="float32"`` keeps float I/O with quantize/dequantize ops).
+  examples, in the range and preprocessing the model takes: images, standardized features, ...); input/output
+  int8 by default (``io_dtype="float32"`` keeps float I/O with quantize/dequantize ops).
 - ``int16x8``: int16 activations, int8 weights: more accurate than int8 where activations have a wide range.
+
+A model with several inputs takes ``representative_data`` as a list of arrays in the Keras input order, or a dict
+keyed by input name; each calibration sample is fed by input name, since TFLite keeps a signature's inputs in an
+order of its own.
 
 Example:
 
     from tfkd.export import to_tflite
     to_tflite(model, "out/student_int8.tflite", quantize="int8", representative_data=x_train[:500])
+    to_tflite(two_input_model, "out/m_int8.tflite", quantize="int8", representative_data=[x_image, x_features])
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from tfkd import console
 from tfkd.export.atomic import write_bytes
-from tfkd.export.loading import as_float32, load_model, single_input_shape
+from tfkd.export.inputs import SINGLE_KEY, InputSpec, as_arrays, as_feed, input_specs, take
+from tfkd.export.loading import as_float32, load_model
 
-__all__ = ["to_tflite", "convert", "convert_saved_model", "QUANTIZE_MODES", "UnsupportedOpsError"]
+__all__ = ["to_tflite", "convert", "convert_saved_model", "QUANTIZE_MODES", "UnsupportedOpsError",
+           "UnsupportedInputsError"]
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8", "int16x8")
 _CALIBRATED = ("int8", "int16x8")
@@ -39,6 +48,10 @@ _CALIBRATED = ("int8", "int16x8")
 _IO_DTYPES = {"none": ("float32",), "dynamic": ("float32",), "float16": ("float32",),
               "int8": ("int8", "float32"), "int16x8": ("float32", "int16")}
 OPS_DOC = "https://ai.google.dev/edge/litert/models/ops_compatibility"
+
+
+class UnsupportedInputsError(ValueError):
+    """The quantization mode cannot take one of the model's inputs (e.g. int16x8 with integer token ids)."""
 
 
 class UnsupportedOpsError(ValueError):
@@ -54,7 +67,8 @@ def to_tflite(model, path, *, quantize: str = "none", representative_data=None, 
               num_calibration: int = 300, allow_flex_ops: bool = False, safe_mode: bool = True, seed: int = 0) -> Path:
     """Convert ``model`` (a ``keras.Model`` or ``.keras`` path) to a ``.tflite`` file at ``path``, atomically.
 
-    ``representative_data``: real training images ``[N, *input_shape]`` float32, required for ``int8`` and
+    ``representative_data``: real training examples ``[N, *input_shape]``, as the model takes them (a list of
+    arrays in Keras input order, or a dict keyed by input name, for several inputs), required for ``int8`` and
     ``int16x8``; ``num_calibration`` of them (a seeded random subset) calibrate the activation ranges.
     ``io_dtype``: ``"int8"`` (default for ``int8``) or ``"float32"`` input/output tensors; ``"int16"`` is allowed
     for ``int16x8``. ``allow_flex_ops=True`` lets TF ops through (the file then needs the Flex delegate, which the
@@ -79,24 +93,27 @@ def convert(model, *, quantize: str = "none", representative_data=None, io_dtype
     _check_mode(quantize)
     _check_io_dtype(quantize, io_dtype)
     model = as_float32(load_model(model, safe_mode=safe_mode))
-    shape = single_input_shape(model)
+    specs = input_specs(model)
+    _check_inputs(quantize, specs, model.name)
     if quantize in _CALIBRATED:  # fail on bad data before the (slower) SavedModel export
-        _calibration_set(representative_data, shape, num_calibration, seed, quantize)
+        _calibration_set(representative_data, specs, num_calibration, seed, quantize)
     with tempfile.TemporaryDirectory(prefix="tfkd_export_") as tmp:
         saved = write_saved_model(model, Path(tmp) / "saved_model")
-        return convert_saved_model(saved, input_shape=shape, quantize=quantize,
+        return convert_saved_model(saved, inputs=specs, quantize=quantize,
                                    representative_data=representative_data, io_dtype=io_dtype,
                                    num_calibration=num_calibration, allow_flex_ops=allow_flex_ops, seed=seed,
                                    name=model.name)
 
 
-def convert_saved_model(saved_dir, *, input_shape, quantize: str = "none", representative_data=None,
-                        io_dtype: str | None = None, num_calibration: int = 300, allow_flex_ops: bool = False,
-                        seed: int = 0, name: str = "model") -> bytes:
+def convert_saved_model(saved_dir, *, input_shape=None, inputs: list[InputSpec] | None = None,
+                        quantize: str = "none", representative_data=None, io_dtype: str | None = None,
+                        num_calibration: int = 300, allow_flex_ops: bool = False, seed: int = 0,
+                        name: str = "model") -> bytes:
     """Convert a SavedModel directory (one ``serving_default`` signature) to ``.tflite`` bytes.
 
     The framework-free half of :func:`convert`: the pruning/QAT track (tf_keras, its own process) uses it too.
-    ``input_shape`` is the per-example shape, for checking ``representative_data``.
+    ``input_shape`` is the per-example shape of a one-input model (signature key ``inputs``, float32); ``inputs``
+    describes several (:func:`tfkd.export.inputs.input_specs`). Either checks ``representative_data``.
 
     Example:
 
@@ -106,13 +123,21 @@ def convert_saved_model(saved_dir, *, input_shape, quantize: str = "none", repre
 
     _check_mode(quantize)
     io_dtype = _check_io_dtype(quantize, io_dtype)
+    if inputs is None:
+        if input_shape is None:
+            raise ValueError("convert_saved_model needs input_shape=(...) for a one-input model, or inputs=[InputSpec"
+                             ", ...] (tfkd.export.inputs.input_specs(model)) for several; got neither.")
+        inputs = [InputSpec(SINGLE_KEY, SINGLE_KEY, tuple(int(d) for d in input_shape), "float32")]
+    _check_inputs(quantize, inputs, name)
     calibration = None
     if quantize in _CALIBRATED:
-        calibration = _calibration_set(representative_data, tuple(input_shape), num_calibration, seed, quantize)
+        calibration = _calibration_set(representative_data, inputs, num_calibration, seed, quantize)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
-    _configure(converter, quantize, io_dtype, calibration, allow_flex_ops)
+    _configure(converter, quantize, io_dtype, calibration, inputs, allow_flex_ops)
     try:
-        with console.quiet_native():  # the converter prints "fully_quantize: ..." whatever the log level
+        with console.quiet_native(), warnings.catch_warnings():  # the converter prints "fully_quantize: ..."
+            # its calibrator runs dict samples (several inputs) in the deprecated tf.lite.Interpreter, and says so
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
             return converter.convert()
     except Exception as err:
         ops, where = _unsupported_ops(str(err))
@@ -136,23 +161,35 @@ def _check_io_dtype(quantize, io_dtype):
     return io_dtype
 
 
-def _calibration_set(data, shape, count, seed, quantize):
+def _check_inputs(quantize, specs, name):
+    integer = [s.name for s in specs if s.dtype != "float32"]
+    if quantize == "int16x8" and integer:  # the converter would fail late, with "Empty min/max for tensor ..."
+        raise UnsupportedInputsError(
+            f"quantize='int16x8' cannot take the integer input(s) {integer} of model {name!r} (token ids): its "
+            "calibration records the ranges of float inputs only. Use quantize='int8' (integer inputs stay "
+            "integers) or 'dynamic' / 'float16'.")
+
+
+def _calibration_set(data, specs, count, seed, quantize):
+    """One array per input (Keras order), the same seeded random rows of each: the examples stay paired."""
     if data is None:
-        raise ValueError(f"quantize={quantize!r} needs representative_data: a few hundred real training images "
-                         f"shaped [N, {', '.join(map(str, shape))}] (float32, preprocessed like the model's input), "
-                         "e.g. representative_data=x_train[:500]. Random data would calibrate the wrong ranges.")
-    data = np.asarray(data, dtype=np.float32)
-    if data.ndim != len(shape) + 1 or tuple(data.shape[1:]) != shape or len(data) == 0:
-        raise ValueError(f"representative_data has shape {data.shape}; expected [N, {', '.join(map(str, shape))}] "
-                         "with N >= 1, matching the model input.")
+        several = len(specs) > 1
+        shapes = " and ".join(f"[N, {', '.join(map(str, s.shape))}]" + (f" for {s.name!r}" if several else "")
+                              for s in specs)
+        several = " (a list of arrays in the Keras input order, or a dict keyed by input name)" if several else ""
+        raise ValueError(f"quantize={quantize!r} needs representative_data: a few hundred real training examples "
+                         f"shaped {shapes}{several}, preprocessed like the model's input and in the same value "
+                         "range, e.g. representative_data=x_train[:500]. Random data would calibrate the wrong "
+                         "ranges.")
+    arrays = as_arrays(data, specs, arg="representative_data")
     if count < 1:
-        raise ValueError(f"num_calibration={count!r} must be >= 1 (a few hundred images is typical).")
-    if len(data) > count:
-        data = data[np.random.default_rng(seed).choice(len(data), count, replace=False)]
-    return data
+        raise ValueError(f"num_calibration={count!r} must be >= 1 (a few hundred examples is typical).")
+    if len(arrays[0]) > count:
+        arrays = take(arrays, np.random.default_rng(seed).choice(len(arrays[0]), count, replace=False))
+    return arrays
 
 
-def _configure(converter, quantize, io_dtype, calibration, allow_flex_ops):
+def _configure(converter, quantize, io_dtype, calibration, specs, allow_flex_ops):
     import tensorflow as tf
 
     ops = {"int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
@@ -166,8 +203,10 @@ def _configure(converter, quantize, io_dtype, calibration, allow_flex_ops):
         converter.target_spec.supported_types = [tf.float16]
     if calibration is not None:
         def representative_dataset():
-            for i in range(len(calibration)):
-                yield [calibration[i:i + 1]]
+            for i in range(len(calibration[0])):
+                sample = take(calibration, slice(i, i + 1))
+                # several inputs go by signature key: the converter's input order is not the Keras one
+                yield sample if len(specs) == 1 else as_feed(sample, specs)
 
         converter.representative_dataset = representative_dataset
     if io_dtype != "float32":

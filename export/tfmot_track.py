@@ -3,7 +3,7 @@
 tensorflow-model-optimization 0.8 accepts only tf_keras (Keras 2) models and switches the process to legacy Keras
 when imported, so this track never shares a process with Keras 3. The parent (Keras 3) side, :func:`run_track`,
 writes the trained student's weights (``.npz`` keyed by layer and weight name; no pickle) and the teacher's logits
-on the training images (``.npy``) and starts ``python -m tfkd.export.tfmot_track``. That process rebuilds the
+on the training examples (``.npy``) and starts ``python -m tfkd.export.tfmot_track``. That process rebuilds the
 student in tf_keras from the same ``tfkd.models`` spec, checks that its logits match the Keras 3 student's, and:
 
 - **prunes** it by weight magnitude to ``--sparsity`` (polynomial schedule over the first 70% of the fine-tuning
@@ -99,8 +99,8 @@ def run_track(student, spec: str, teacher_logits, out_dir, *, data: str | None =
     """Run the pruning / QAT track on a trained Keras 3 ``student`` in a subprocess; returns its report dict.
 
     ``spec``: the ``tfkd.models`` spec the student was built from (e.g. ``"plain_cnn:4"``). ``teacher_logits``:
-    the teacher's logits on the training images, row ``i`` for training image ``i`` (an array or a ``.npy`` path).
-    The images come from ``data`` (a ``tfkd.data`` name, first ``train_limit`` training images) or ``arrays``
+    the teacher's logits on the training examples, row ``i`` for training example ``i`` (an array or a ``.npy`` path).
+    The examples come from ``data`` (a ``tfkd.data`` name, first ``train_limit`` training examples) or ``arrays``
     (``x_train, y_train, x_test, y_test``). Inputs and results go to ``out_dir``.
 
     Example:
@@ -156,13 +156,13 @@ def _parser():
     p = argparse.ArgumentParser(prog="python -m tfkd.export.tfmot_track", description=__doc__.split("\n\n")[0])
     p.add_argument("--spec", required=True, help="tfkd.models spec of the student, e.g. plain_cnn:4")
     p.add_argument("--weights", required=True, help=".npz written by save_weights_npz (the trained student)")
-    p.add_argument("--teacher-logits", required=True, help=".npy of teacher logits, one row per training image")
+    p.add_argument("--teacher-logits", required=True, help=".npy of teacher logits, one row per training example")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--data", help="tfkd.data dataset name (e.g. mnist)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--arrays", help=".npz with x_train, y_train, x_test, y_test (instead of --data)")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test images")
+    p.add_argument("--train-limit", type=int, default=None, help="use the first N training examples")
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on the first N test examples")
     p.add_argument("--check-logits", default=None, help=".npy of the Keras 3 student's logits on x_test[:N]")
     p.add_argument("--steps", nargs="+", default=["prune", "qat"], choices=["prune", "qat"])
     p.add_argument("--sparsity", type=float, default=0.5, help="target fraction of zero weights (default 0.5)")
@@ -173,7 +173,7 @@ def _parser():
     p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (Adam)")
     p.add_argument("--train-bn", action="store_true",
                    help="let BatchNormalization use batch statistics while fine-tuning (default: frozen)")
-    p.add_argument("--calibration", type=int, default=300, help="images calibrating post-training int8")
+    p.add_argument("--calibration", type=int, default=300, help="training examples calibrating post-training int8")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     x_train, y_train, x_test, y_test = _load_data(args)
     teacher = np.load(args.teacher_logits, allow_pickle=False).astype(np.float32)
     if len(teacher) != len(x_train):
-        raise SystemExit(f"--teacher-logits has {len(teacher)} rows but there are {len(x_train)} training images; "
-                         "row i must be the teacher's logits on training image i (use --train-limit to match).")
+        raise SystemExit(f"--teacher-logits has {len(teacher)} rows but there are {len(x_train)} training examples; "
+                         "row i must be the teacher's logits on training example i (use --train-limit to match).")
     packed = np.concatenate([y_train[:, None].astype(np.float32), teacher], axis=1)
     input_shape, num_classes = tuple(x_train.shape[1:]), int(teacher.shape[1])
 
