@@ -22,6 +22,7 @@ class Data:
     input_shape: tuple
     num_classes: int
     summary: str
+    kind: str = "images"  # or "features": tabular inputs, fed as stored
 
 
 def split_validation(x, y, fraction, seed):
@@ -36,12 +37,26 @@ def split_validation(x, y, fraction, seed):
     return x[~mask], y[~mask], x[mask], y[mask]
 
 
+def load_options(cfg) -> dict:
+    """The image-folder / tfds options of ``cfg`` that were given, as :func:`tfkd.data.load` keywords."""
+    options = {"image_size": tuple(getattr(cfg, "image_size", None) or ()) or None,
+               "color_mode": getattr(cfg, "color_mode", None)}
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def check_input_scale(cfg, splits):
+    """``--input-scale 255`` scales pixels; tabular features are fed as stored, so it is refused for them."""
+    if getattr(cfg, "input_scale", "unit") == "255" and getattr(splits, "kind", "images") != "images":
+        raise ValueError(f"input_scale=255 multiplies pixels by 255, but {cfg.dataset!r} holds {splits.kind} "
+                         f"({splits.summary()}); they are fed as stored: use --input-scale unit.")
+
+
 def load_splits(cfg):
     """The :class:`tfkd.data.Splits` of ``cfg.dataset``, cut to ``--n-train``/``--n-test`` (a subset fixed by
     ``cfg.seed``) when either is given."""
     from tfkd import data as data_lib
 
-    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir)
+    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, **load_options(cfg))
     if cfg.n_train or cfg.n_test:
         splits = data_lib.subset(splits, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     return splits
@@ -52,14 +67,24 @@ def load_data(cfg) -> Data:
     x_fit, y_fit, x_val, y_val = split_validation(splits.x_train, splits.y_train, cfg.val_fraction, cfg.seed)
     x_test = splits.x_test
     scale = getattr(cfg, "input_scale", "unit")
+    check_input_scale(cfg, splits)
     if scale == "255":  # every model (teacher, students, the exported TFLite) is fed [0, 255] pixels
         x_fit, x_val, x_test = (np.asarray(x, np.float32) * 255.0 for x in (x_fit, x_val, x_test))
+    if getattr(splits, "kind", "images") == "images":
+        fed = f"pixels in {'[0, 255]' if scale == '255' else '[0, 1]'} (--input-scale {scale})"
+    else:
+        fed = (f"{int(np.prod(splits.input_shape))} {splits.kind} as stored (range [{float(x_fit.min()):.3g}, "
+               f"{float(x_fit.max()):.3g}])")
+    classes = f"{splits.num_classes} classes"
+    if splits.class_names:
+        names = list(splits.class_names)
+        classes += f" ({', '.join(map(str, names[:6]))}{', ...' if len(names) > 6 else ''})"
     summary = (f"data: {splits.name} from {splits.source}: {len(x_fit)} train / {len(x_val)} validation (curves "
-               f"only) / {len(splits.x_test)} test, input {tuple(splits.input_shape)} in "
-               f"{'[0, 255]' if scale == '255' else '[0, 1]'}, {splits.num_classes} classes")
+               f"only) / {len(splits.x_test)} test, input {tuple(splits.input_shape)}, {fed}, {classes}")
     print(summary, flush=True)
     return Data(x_fit, y_fit.astype("int32"), x_val, y_val.astype("int32"), x_test,
-                splits.y_test.astype("int32"), tuple(splits.input_shape), int(splits.num_classes), summary)
+                splits.y_test.astype("int32"), tuple(splits.input_shape), int(splits.num_classes), summary,
+                getattr(splits, "kind", "images"))
 
 
 def progress(ctx, name, epochs) -> list:
@@ -128,11 +153,14 @@ def teacher_stage(cfg, ctx, data: Data, name="teacher", spec=None, epochs=None, 
         # A teacher trained elsewhere may expect another input range: find out before distilling from it.
         from tfkd.checks import check_teacher
 
+        images = data.kind == "images"
         check = check_teacher(teacher, data.x_val, data.y_val, num_classes=data.num_classes,
-                              input_scale=getattr(cfg, "input_scale", "unit"),
+                              input_scale=getattr(cfg, "input_scale", "unit") if images else None,
                               allow_weak=getattr(cfg, "allow_weak_teacher", False), what=f"teacher {spec}")
-        source += (f" (validation accuracy {check['val_accuracy']:.4f}; at the other input scale "
-                   f"{check['other_scale_val_accuracy']:.4f})")
+        source += f" (validation accuracy {check['val_accuracy']:.4f}"
+        if images:
+            source += f"; at the other input scale {check['other_scale_val_accuracy']:.4f}"
+        source += ")"
     else:
         seed = cfg.seed if seed is None else seed
         keras.utils.set_random_seed(seed)
@@ -341,6 +369,27 @@ def arm_stage(cfg, ctx, data: Data, stage, arm: Arm) -> dict:
     return ctx.stage(stage, lambda: student_stage(cfg, ctx, data, arm))
 
 
+def export_table(export_info, title) -> dict:
+    """The report table of an :func:`export_stage` result: one row a format, with what its input is fed."""
+    return {"title": title,
+            "columns": ["format", "size (bytes)", "gzip (bytes)", "accuracy", "agreement with Keras", "max abs diff",
+                        "latency median (ms)", "input"],
+            "rows": [[e["format"], f"{e['size_bytes']:,}", f"{e['gzip_bytes']:,}", f"{e['accuracy']:.4f}",
+                      f"{e['agreement']:.4f}", f"{e['max_abs_diff']:.3g}", f"{e['latency_ms']:.3f}",
+                      describe_input(e.get("input"))] for e in export_info["formats"]]}
+
+
+def describe_input(info) -> str:
+    """``"[0, 255] as int8, scale 1, zero point -128"``: an export row's input range and TFLite quantization."""
+    if not info:
+        return "—"
+    low, high = info["range"]
+    text = f"[{low:.4g}, {high:.4g}] as {info['tensor_dtype']}"
+    if info.get("scale"):
+        text += f", scale {info['scale']:.4g}, zero point {info['zero_point']}"
+    return text
+
+
 def export_stage(cfg, ctx, data: Data, model_name) -> dict:
     """Export a saved student to float32 TFLite and ``cfg.quantize`` TFLite; validate both on the test set."""
     from tfkd.export import benchmark, to_tflite, validate
@@ -349,11 +398,27 @@ def export_stage(cfg, ctx, data: Data, model_name) -> dict:
     rows = []
     for quantize in dict.fromkeys(["none", cfg.quantize]):
         path = ctx.path("export", f"{model_name}_{quantize}.tflite")
-        to_tflite(model, path, quantize=quantize, representative_data=data.x_fit[:500])
+        # a seeded random 500 of the whole training split: a folder's images come sorted by class, so its first
+        # 500 would calibrate the ranges of a few classes only
+        to_tflite(model, path, quantize=quantize, representative_data=data.x_fit, num_calibration=500)
         check = validate(model, path, data.x_test, data.y_test)
         bench = benchmark(path, num_threads=1)
         rows.append({"format": f"tflite {quantize}", "path": ctx.relative(path),
                      "size_bytes": int(bench["size_bytes"]), "gzip_bytes": int(bench["gzip_bytes"]),
                      "accuracy": float(check["accuracy"]), "agreement": float(check["agreement"]),
-                     "max_abs_diff": float(check["max_abs_diff"]), "latency_ms": float(bench["latency_median_ms"])})
+                     "max_abs_diff": float(check["max_abs_diff"]), "latency_ms": float(bench["latency_median_ms"]),
+                     "input": _tflite_input(path, data.x_test)})
     return {"model": model_name, "formats": rows}
+
+
+def _tflite_input(path, x) -> dict:
+    """What the exported file is fed: the data's range, the input tensor's dtype and, if integer, its quantization."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    detail = Interpreter(model_path=str(path)).get_input_details()[0]
+    # the key names of tfkd.export's report rows: tensor_dtype is the file's input tensor type
+    info = {"range": [float(np.min(x)), float(np.max(x))], "tensor_dtype": np.dtype(detail["dtype"]).name}
+    scale, zero_point = detail["quantization"]
+    if scale:
+        info.update(scale=float(scale), zero_point=int(zero_point))
+    return info

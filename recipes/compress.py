@@ -328,6 +328,8 @@ def _export_lines(cfg, results, labels, best_arm) -> list:
 
 
 def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info):
+    from tfkd.recipes import common
+
     acc = {arm: [r["accuracy"] for r in rs] for arm, rs in results.items()}
     student_desc = results["nokd"][0]["describe"]
     teacher_name = Path(cfg.teacher).name if cfg.teacher.endswith(".keras") else cfg.teacher
@@ -370,12 +372,7 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
         summary.append(f"best of the sweep: T={best[0]:g}, alpha={best[1]:g} at {best[2]:.4f}; "
                        f"{sum(r[2] < acc['nokd'][0] for r in sweep_rows)} of {len(sweep_rows)} settings lost to NoKD.")
     if export_info:
-        tables.append({"title": f"Exported student ({best_arm}, seed 0)",
-                       "columns": ["format", "size (bytes)", "gzip (bytes)", "accuracy", "agreement with Keras",
-                                   "max abs diff", "latency median (ms)"],
-                       "rows": [[e["format"], f"{e['size_bytes']:,}", f"{e['gzip_bytes']:,}", f"{e['accuracy']:.4f}",
-                                 f"{e['agreement']:.4f}", f"{e['max_abs_diff']:.3g}", f"{e['latency_ms']:.3f}"]
-                                for e in export_info["formats"]]})
+        tables.append(common.export_table(export_info, f"Exported student ({best_arm}, seed 0)"))
     histories = {labels[arm]: results[arm][0]["history"] for arm in results}
     teacher_name = Path(cfg.teacher).name if cfg.teacher.endswith(".keras") else cfg.teacher
     figures = [

@@ -37,8 +37,12 @@ class RecipeConfig:
     # Recipes whose data pass through [0, 1]-only transforms (domain shifts, corruptions, noise) set this False.
     INPUT_SCALE_255 = True
 
-    dataset: str = field("digits", "dataset name (digits needs no download; mnist, fashion_mnist, cifar10_subset, ...)")
+    dataset: str = field("digits", "dataset: a name (digits needs no download; mnist, fashion_mnist, cifar10_subset, "
+                                   "...), an image folder (class sub-folders), tfds:NAME, or a .npz file")
     data_dir: typing.Optional[str] = field(None, "folder with <dataset>.npz or IDX files (default: $TFKD_DATA_DIR)")
+    image_size: typing.Optional[typing.List[int]] = field(None, "image folder / tfds: resize every image to H,W "
+                                                                "(default: the folder's own size)")
+    color_mode: typing.Optional[str] = field(None, "image folder: grayscale, rgb or rgba (default: the first image's)")
     seed: int = field(0, "base random seed; seed i of --seeds uses seed + i")
     seeds: int = field(1, "repeat the compared arms with this many seeds and report mean +- std")
     batch_size: int = field(64, "batch size")
@@ -69,6 +73,10 @@ class RecipeConfig:
         if self.input_scale == "255" and not self.INPUT_SCALE_255:
             raise ValueError("input_scale=255 is not supported by this recipe: its domain transforms, corruptions "
                              "and noise work on [0, 1] images. Use --input-scale unit.")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ValueError(f"image_size={self.image_size}; expected two positive integers H,W, e.g. 32,32.")
+        if self.color_mode not in (None, "grayscale", "rgb", "rgba"):
+            raise ValueError(f"color_mode={self.color_mode!r}; expected grayscale, rgb or rgba.")
         if self.quantize not in ("none", "dynamic", "float16", "int8"):
             raise ValueError(f"quantize={self.quantize!r}; expected none, dynamic, float16 or int8.")
         for name in ("n_train", "n_test"):

@@ -340,6 +340,8 @@ def run(cfg: Config, ctx) -> dict:
 
 
 def _report(cfg, ctx, src, tgt, results, summary_data, export_info):
+    from tfkd.recipes import common
+
     mt = results["multitask"][0]
     shared = mt["shared_groups"]
     labels = {"multitask": f"multitask (shares {', '.join(shared) if shared else 'nothing'})",
@@ -401,10 +403,7 @@ def _report(cfg, ctx, src, tgt, results, summary_data, export_info):
                "columns": ["arm", "task", "rows per epoch", "distinct images", "index hash", "pixel hash"],
                "rows": seen_rows}]
     if export_info:
-        tables.append({"title": "Exported multitask target network (seed 0)",
-                       "columns": ["format", "size (bytes)", "accuracy", "agreement with Keras", "latency (ms)"],
-                       "rows": [[e["format"], f"{e['size_bytes']:,}", f"{e['accuracy']:.4f}", f"{e['agreement']:.4f}",
-                                 f"{e['latency_ms']:.3f}"] for e in export_info["formats"]]})
+        tables.append(common.export_table(export_info, "Exported multitask target network (seed 0)"))
     return {"title": f"multitask: {src.name} + {tgt.name} ({n_t} target labels), {cfg.model}", "lead": lead,
             "summary": summary, "tables": tables, "figures": figures,
             "results": {"arms": results, "export": export_info,

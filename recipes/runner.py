@@ -440,8 +440,13 @@ def preflight(cfg):
     for name in _MODEL_FIELDS:
         value = getattr(cfg, name, None)
         refs += [(name, v) for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+    from tfkd import applications
+
     for name, spec in refs:
         if spec.endswith(".keras"):
+            continue
+        if applications.is_spec(spec):
+            applications.parse(spec)  # the name and options; the build for the data's shape comes below
             continue
         family, _, size = (part.strip() for part in spec.partition(":"))
         if not _ or family.lower() not in models.FAMILIES:
@@ -456,7 +461,8 @@ def preflight(cfg):
     from tfkd import data as data_lib
     from tfkd.recipes import common
 
-    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir)
+    splits = data_lib.load(cfg.dataset, data_dir=cfg.data_dir, **common.load_options(cfg))
+    common.check_input_scale(cfg, splits)
     if len(splits.x_train) == 0:
         raise data_lib.DataFormatError(f"dataset {cfg.dataset!r} ({splits.source}) has an empty training split; "
                                        "there is nothing to train on.")
@@ -469,18 +475,16 @@ def preflight(cfg):
                          f"{cfg.val_fraction:g}) takes at least one example of each class, all {len(x_val)} here. "
                          f"Use --n-train {2 * splits.num_classes} or more.")
     shape, classes = tuple(splits.input_shape), int(splits.num_classes)
-    for name, spec in refs:
-        if spec.endswith(".keras"):
-            from tfkd.loading import load_model
+    import warnings
 
-            model = load_model(spec, safe_mode=True)
-            got_shape, got_classes = tuple(model.input_shape[1:]), model.output_shape[-1]
-            if got_classes != classes or got_shape != shape:
-                raise ValueError(f"{name}={spec!r} takes inputs {got_shape} and gives {got_classes} outputs, but "
-                                 f"{cfg.dataset} has inputs {shape} and {classes} classes; give a model trained "
-                                 "for this dataset.")
-        else:
-            models.build(spec, shape, classes)  # the family's own checks (e.g. plain_cnn depths)
+    for name, spec in refs:
+        try:
+            with warnings.catch_warnings():  # a slow-BatchNorm warning is shown once, when the model is built for real
+                warnings.simplefilter("ignore")
+                models.build(spec, shape, classes)  # the family's own checks; a .keras file's shape and classes
+        except ValueError as err:
+            raise ValueError(f"{name}={spec!r}: {err} (dataset {cfg.dataset}: inputs {shape}, {classes} "
+                             "classes)") from None
 
 
 def _version():

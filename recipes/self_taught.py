@@ -265,6 +265,8 @@ def run(cfg: Config, ctx) -> dict:
 
 
 def _report(cfg, ctx, d, arms, results, pretrain, export_info):
+    from tfkd.recipes import common
+
     acc = {a: [r["accuracy"] for r in results[a]] for a in arms}
     mean = {a: float(np.mean(v)) for a, v in acc.items()}
     ref = "scratch" if "scratch" in arms else None
@@ -303,10 +305,7 @@ def _report(cfg, ctx, d, arms, results, pretrain, export_info):
               {"title": f"Labelled target images each arm trained on (seed {cfg.seed})",
                "columns": ["arm", "images", "index hash", "pixel hash", "label hash"], "rows": seen_rows}]
     if export_info:
-        tables.append({"title": "Exported self-taught classifier (seed 0)",
-                       "columns": ["format", "size (bytes)", "accuracy", "agreement with Keras", "latency (ms)"],
-                       "rows": [[e["format"], f"{e['size_bytes']:,}", f"{e['accuracy']:.4f}", f"{e['agreement']:.4f}",
-                                 f"{e['latency_ms']:.3f}"] for e in export_info["formats"]]})
+        tables.append(common.export_table(export_info, "Exported self-taught classifier (seed 0)"))
     figures = []
     if cfg.n_val:
         figures.append({"title": "target validation accuracy", "path": ctx.relative(plots.curves(

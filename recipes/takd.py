@@ -108,6 +108,8 @@ def run(cfg: Config, ctx) -> dict:
 
 
 def _report(cfg, ctx, data, chain_info, results, export_info, ta_search=None):
+    from tfkd.recipes import common
+
     acc = {arm: [r["accuracy"] for r in rs] for arm, rs in results.items()}
     labels = {"nokd": "NoKD (labels only)", "blkd": "BLKD (teacher -> student)",
               "takd": "TAKD (" + " -> ".join(c["name"] for c in chain_info) + " -> student)"}
@@ -132,10 +134,7 @@ def _report(cfg, ctx, data, chain_info, results, export_info, ta_search=None):
               {"title": f"Student {cfg.student}", "columns": ["arm", "test accuracy", "Δ vs NoKD (points)"],
                "rows": arm_rows}]
     if export_info:
-        tables.append({"title": "Exported TAKD student (seed 0)",
-                       "columns": ["format", "size (bytes)", "accuracy", "agreement with Keras"],
-                       "rows": [[e["format"], f"{e['size_bytes']:,}", f"{e['accuracy']:.4f}", f"{e['agreement']:.4f}"]
-                                for e in export_info["formats"]]})
+        tables.append(common.export_table(export_info, "Exported TAKD student (seed 0)"))
     histories = {labels[a]: results[a][0]["history"] for a in results}
     figures = [{"title": "validation accuracy", "path": ctx.relative(plots.curves(
         histories, "val_accuracy", ctx.path("plots", "curves_val_accuracy.png"), "Student validation accuracy"))}]

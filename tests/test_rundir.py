@@ -158,7 +158,16 @@ def test_model_specs_files_and_splits_are_checked_before_the_first_stage(tmp_pat
     seven.save(tmp_path / "t7.keras")
     assert runner.main(["compress", *FAST, "--teacher", str(tmp_path / "t7.keras"), "--out", str(out)]) == 2
     line = _one_line(capsys.readouterr().err)
-    assert "takes inputs (8, 8, 1) and gives 7 outputs, but digits has inputs (8, 8, 1) and 10 classes" in line
+    assert "takes inputs (8, 8, 1) and gives 7 outputs, but the data have inputs (8, 8, 1) and 10 classes" in line
+    assert "(dataset digits: inputs (8, 8, 1), 10 classes)" in line
+    # a .keras student is checked the same way, before any stage
+    assert runner.main(["compress", *FAST, "--student", str(tmp_path / "t7.keras"), "--out", str(out)]) == 2
+    assert "student=" in (line := _one_line(capsys.readouterr().err)) and "gives 7 outputs" in line
+    _only_config(out)
+    assert runner.main(["compress", *FAST, "--student", "keras.applications:MobileNetV3Smal", "--out", str(out)]) == 2
+    assert "did you mean 'MobileNetV3Small'" in _one_line(capsys.readouterr().err)
+    assert runner.main(["compress", *FAST, "--student", "keras.applications:MobileNetV3Small", "--out", str(out)]) == 2
+    assert "Input size must be at least 32x32" in _one_line(capsys.readouterr().err)
     _only_config(out)
 
     assert runner.main(["compress", *FAST, "--n-train", "3", "--out", str(out)]) == 2

@@ -42,6 +42,10 @@ _LAZY = {
     "progress": "tfkd.progress",
     "loading": "tfkd.loading",
     "console": "tfkd.console",
+    "checks": "tfkd.checks",
+    "applications": "tfkd.applications",
+    "export": "tfkd.export",
+    "recipes": "tfkd.recipes",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -44,24 +44,28 @@ def check_teacher(teacher, x_val, y_val, *, num_classes, input_scale="unit", all
 
     Args:
         x_val, y_val: validation inputs exactly as the teacher will be fed them, and integer labels.
-        input_scale: ``"unit"`` (pixels in [0, 1]) or ``"255"`` (pixels in [0, 255]): what ``x_val`` holds.
+        input_scale: ``"unit"`` (pixels in [0, 1]) or ``"255"`` (pixels in [0, 255]): what ``x_val`` holds;
+            ``None`` for inputs that are not pixels (tabular features), which are checked at chance only.
         allow_weak: report, never raise (for the rare teacher that is meant to be weak).
 
     Returns ``{"val_accuracy", "chance", "other_scale", "other_scale_val_accuracy"}``.
     """
-    if input_scale not in INPUT_SCALES:
-        raise ValueError(f"input_scale={input_scale!r}; expected one of {list(INPUT_SCALES)}.")
+    if input_scale is not None and input_scale not in INPUT_SCALES:
+        raise ValueError(f"input_scale={input_scale!r}; expected one of {list(INPUT_SCALES)}, or None for inputs "
+                         "that are not pixels.")
     y = np.asarray(y_val).reshape(-1).astype(int)
     chance = float(np.bincount(y, minlength=max(int(num_classes), 2)).max() / max(len(y), 1))
     acc = _accuracy(teacher, x_val, y)
-    other = "255" if input_scale == "unit" else "unit"
-    x_other = np.asarray(x_val, np.float32) * (INPUT_SCALES[other] / INPUT_SCALES[input_scale])
-    acc_other = _accuracy(teacher, x_other, y)
+    other = acc_other = None
+    if input_scale is not None:
+        other = "255" if input_scale == "unit" else "unit"
+        x_other = np.asarray(x_val, np.float32) * (INPUT_SCALES[other] / INPUT_SCALES[input_scale])
+        acc_other = _accuracy(teacher, x_other, y)
     report = {"val_accuracy": acc, "chance": chance, "other_scale": other, "other_scale_val_accuracy": acc_other}
     if allow_weak:
         return report
     scale_name = {"unit": "[0, 1]", "255": "[0, 255]"}
-    if acc_other > acc + SCALE_MARGIN:
+    if acc_other is not None and acc_other > acc + SCALE_MARGIN:
         factor = INPUT_SCALES[other] / INPUT_SCALES[input_scale]
         raise TeacherCheckError(
             f"the {what} scores {acc:.3f} on the validation images fed in {scale_name[input_scale]} but "
@@ -71,6 +75,7 @@ def check_teacher(teacher, x_val, y_val, *, num_classes, input_scale="unit", all
     if acc < chance + CHANCE_MARGIN:
         raise TeacherCheckError(
             f"the {what} scores {acc:.3f} on the validation split, at chance (the largest class is {chance:.3f} of "
-            f"it; {scale_name[other]} inputs give {acc_other:.3f}): distilling from it teaches nothing. Check the "
+            f"it{'' if other is None else f'; {scale_name[other]} inputs give {acc_other:.3f}'}): distilling from it "
+            "teaches nothing. Check the "
             "teacher file, its preprocessing and the dataset it was trained on; --allow-weak-teacher runs anyway.")
     return report

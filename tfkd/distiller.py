@@ -83,6 +83,10 @@ class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or infinite; the update was not applied, the student keeps its last good weights."""
 
 
+DEFAULT_ALPHA = 0.5  # weight of the soft term in the shorthand; the hard (label) loss gets 1 - alpha
+DEFAULT_TEMPERATURE = 4.0
+
+
 def _check_alpha(alpha):
     alpha = float(alpha)
     if not 0.0 <= alpha <= 1.0 or np.isnan(alpha):
@@ -167,8 +171,10 @@ class Distiller(keras.Model):
     relate the examples of a batch and ignore it).
 
     The shorthand ``temperature=4.0, alpha=0.9, distill_loss="kl"`` (without ``terms``) means
-    ``terms=[KD(temperature, weight=alpha)], hard_weight=1 - alpha``; ``alpha`` and ``temperature`` stay settable
-    (and ``tfkd.AlphaSchedule`` / ``TemperatureSchedule`` keep working). ``distill_loss`` may be ``"kl"``,
+    ``terms=[KD(temperature, weight=alpha)], hard_weight=1 - alpha`` (defaults: ``temperature=4.0, alpha=0.5``;
+    ``alpha`` weights the *soft* term, where keras.distillation's ``student_loss_weight`` weights the labels);
+    ``alpha`` and ``temperature`` stay settable (and ``tfkd.AlphaSchedule`` / ``TemperatureSchedule`` keep
+    working). ``distill_loss`` may be ``"kl"``,
     ``"soft_cross_entropy"``, ``"mse"`` or a callable ``(student_logits, teacher_logits, temperature) -> [batch]``;
     Keras losses are refused (they take probabilities, ``(y_true, y_pred)``).
 
@@ -303,9 +309,11 @@ class Distiller(keras.Model):
     @staticmethod
     def _resolve_terms(terms, hard_weight, temperature, alpha, distill_loss, num_classes):
         if terms is None:
-            alpha = _check_alpha(0.9 if alpha is None else alpha)
+            # 0.5, as in every tfkd recipe and as keras.distillation's student_loss_weight=0.5 implies
+            alpha = _check_alpha(DEFAULT_ALPHA if alpha is None else alpha)
             term = _shorthand_term("kl" if distill_loss is None else distill_loss,
-                                   4.0 if temperature is None else temperature, alpha, num_classes)
+                                   DEFAULT_TEMPERATURE if temperature is None else temperature, alpha,
+                                   num_classes)
             hard_weight = 1.0 - alpha if hard_weight is None else hard_weight
             terms = [term]
         else:

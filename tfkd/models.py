@@ -375,7 +375,9 @@ def _families_help():
 def build(spec, input_shape, num_classes, *, seed=0, framework="keras", **options):
     """A model from a spec string ``"family:size"``, for configs and the command line; returns logits.
 
-    Specs: ``plain_cnn:<depth>``, ``resnet_cifar:<depth>``, ``mlp:<w1>-<w2>...``, ``mobile_cnn:<width multiplier>``.
+    Specs: ``plain_cnn:<depth>``, ``resnet_cifar:<depth>``, ``mlp:<w1>-<w2>...``, ``mobile_cnn:<width multiplier>``;
+    also ``keras.applications:NAME[,key=value...]`` (:mod:`tfkd.applications`) and a ``.keras`` file (loaded in safe
+    mode, with its own weights; its input shape and class count must match).
     ``options`` go to the builder (``dropout=0.2``, ``name=``, and where the family has them ``width_multiplier=0.5``
     or ``stochastic_depth=0.2``).
 
@@ -384,8 +386,21 @@ def build(spec, input_shape, num_classes, *, seed=0, framework="keras", **option
         student = models.build("mlp:128-64", (8, 8, 1), 10, seed=1, dropout=0.1)
         legacy = models.build("plain_cnn:2", (28, 28, 1), 10, framework="tf_keras")
     """
+    from tfkd import applications
+
+    if applications.is_spec(spec) or (isinstance(spec, str) and spec.strip().endswith(".keras")):
+        if framework != "keras":
+            raise ValueError(f"spec={spec!r}: framework={framework!r} rebuilds only tfkd's own families ("
+                             f"{', '.join(FAMILIES)}); keras.applications models and .keras files are Keras 3 only.")
+        if options:
+            raise ValueError(f"spec={spec!r}: options {sorted(options)} apply to tfkd's own families only; "
+                             "put keras.applications options in the spec (',key=value').")
+        if applications.is_spec(spec):
+            return applications.build(spec, input_shape, num_classes, seed=seed)
+        return load_spec_file(spec, input_shape, num_classes)
     if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"spec={spec!r} is not a model spec; expected 'family:size', one of: {_families_help()}.")
+        raise ValueError(f"spec={spec!r} is not a model spec; expected 'family:size', a .keras file or "
+                         f"'keras.applications:NAME', one of: {_families_help()}.")
     family, _, size = (part.strip() for part in spec.partition(":"))
     family = family.lower()
     if family not in FAMILIES:
@@ -399,3 +414,18 @@ def build(spec, input_shape, num_classes, *, seed=0, framework="keras", **option
         return builder(value, input_shape, num_classes, seed=seed, framework=framework, **options)
     except ValueError as err:
         raise ValueError(f"spec={spec!r}: {err}") from None
+
+
+def load_spec_file(path, input_shape, num_classes):
+    """A ``.keras`` model file named as a spec: loaded in safe mode, checked against the data's shape and classes."""
+    from tfkd.loading import load_model
+
+    model = load_model(path, safe_mode=True)
+    inputs = list(model.inputs or [])
+    got_shape = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else tuple(tuple(i.shape[1:]) for i in inputs)
+    got_classes = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if got_shape != tuple(input_shape) or got_classes != int(num_classes):
+        raise ValueError(f"{path!r} takes inputs {got_shape} and gives {got_classes} outputs, but the data have "
+                         f"inputs {tuple(input_shape)} and {num_classes} classes; give a model made for this data "
+                         "(or a spec, which is built for it).")
+    return model

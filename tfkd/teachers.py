@@ -92,12 +92,47 @@ class TeacherEnsemble(keras.Model):
         return cls(teachers, **config)
 
 
+class _Fingerprint:
+    """The hash behind :func:`fingerprint`, fed batch by batch: a tf.data pipeline and the array it would stack
+    into get the same fingerprint (per-example shape and dtype first, then the bytes, then the count)."""
+
+    def __init__(self):
+        self._hash, self._head, self.count = None, None, 0
+
+    def update(self, batch):
+        batch = np.ascontiguousarray(batch)
+        head = f"{tuple(batch.shape[1:])}|{batch.dtype}"
+        if self._hash is None:
+            self._hash, self._head = hashlib.sha1(head.encode()), head
+        elif head != self._head:
+            raise ValueError(f"a batch of shape {batch.shape} and dtype {batch.dtype} follows batches of examples "
+                             f"{self._head}; every batch must hold examples of one shape and dtype.")
+        self._hash.update(memoryview(batch).cast("B"))
+        self.count += len(batch)
+
+    def hexdigest(self) -> str:
+        h = self._hash.copy() if self._hash is not None else hashlib.sha1(b"empty")
+        h.update(f"|{self.count}".encode())
+        return h.hexdigest()[:16]
+
+
 def fingerprint(x) -> str:
     """A short content hash of an array (shape, dtype and bytes): identifies the data a cache was made from."""
-    x = np.ascontiguousarray(x)
-    h = hashlib.sha1(f"{x.shape}|{x.dtype}".encode())
-    h.update(memoryview(x).cast("B"))
-    return h.hexdigest()[:16]
+    h = _Fingerprint()
+    h.update(np.asarray(x))
+    return h.hexdigest()
+
+
+def _batch_inputs(element):
+    """The model inputs of one element of a dataset: ``x`` of ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``."""
+    return element[0] if isinstance(element, (tuple, list)) else element
+
+
+def _dataset_fingerprint(ds) -> tuple[str, int]:
+    h = _Fingerprint()
+    for element in ds.as_numpy_iterator():
+        h.update(_batch_inputs(element))
+    return h.hexdigest(), h.count
 
 
 @dataclass(frozen=True)
@@ -127,6 +162,30 @@ class TeacherCache:
                 f"{self.source_fingerprint}): same count but different contents or order. Re-run "
                 "cache_teacher_logits on this x, or use a live teacher."
             )
+
+    def pair(self, ds):
+        """``ds`` (the batched ``tf.data.Dataset`` given to :func:`cache_teacher_logits`) with each batch's logits:
+        ``({"student": x, "teacher_logits": t}, y, ...)``, for ``Distiller.fit``.
+
+        ``ds`` is read once first to check it yields exactly the inputs the teacher saw, in the same order (a
+        pipeline that reshuffles each pass is refused: cache before shuffling, and shuffle the paired dataset).
+        """
+        fp, count = _dataset_fingerprint(ds)
+        if count != self.num_examples or fp != self.source_fingerprint:
+            raise ValueError(
+                f"ds yields {count} examples (fingerprint {fp}) but the teacher cache was computed on "
+                f"{self.num_examples} (fingerprint {self.source_fingerprint}): not the same inputs in the same "
+                "order. A pipeline that shuffles or augments gives other inputs on every pass: cache the "
+                "deterministic pipeline, then shuffle the paired dataset, or use a live teacher.")
+        logits = tf.constant(self.logits)
+
+        def attach(offset, element):
+            parts = tuple(element) if isinstance(element, (tuple, list)) else (element,)
+            n = tf.shape(parts[0])[0]
+            features = {STUDENT_KEY: parts[0], LOGITS_KEY: logits[offset:offset + n]}
+            return offset + n, (features, *parts[1:])
+
+        return ds.scan(tf.constant(0, tf.int32), attach)
 
     def inputs(self, x):
         """``{"student": x, "teacher_logits": logits}`` for ``Distiller.fit(inputs, y, shuffle=True)``."""
@@ -205,7 +264,9 @@ def cache_teacher_logits(teacher, x, *, batch_size=256, verbose=0) -> TeacherCac
     Args:
         teacher: a ``keras.Model`` (or :class:`TeacherEnsemble`, or a list of models, which is ensembled with
             logit averaging) returning logits.
-        x: a numpy array of inputs: the exact array you will train on.
+        x: a numpy array of inputs: the exact array you will train on; or a batched ``tf.data.Dataset`` of
+            ``x``, ``(x, y)`` or ``(x, y, sample_weight)`` that yields the same batches on every pass (no shuffle,
+            no random augmentation: see :meth:`TeacherCache.pair`). It streams: only the logits are kept.
 
     Example:
 
@@ -216,6 +277,8 @@ def cache_teacher_logits(teacher, x, *, batch_size=256, verbose=0) -> TeacherCac
     """
     if isinstance(teacher, (list, tuple)):
         teacher = TeacherEnsemble(teacher)
+    if isinstance(x, tf.data.Dataset):
+        return _cache_dataset(teacher, x, verbose)
     x = np.asarray(x)
     logits = np.asarray(teacher.predict(x, batch_size=batch_size, verbose=verbose), dtype=np.float32)
     if logits.ndim != 2 or len(logits) != len(x):
@@ -223,6 +286,29 @@ def cache_teacher_logits(teacher, x, *, batch_size=256, verbose=0) -> TeacherCac
                          "[num_examples, num_classes] logits.")
     check_not_probabilities(logits, "teacher")
     return TeacherCache(logits=logits, source_fingerprint=fingerprint(x), num_examples=len(x))
+
+
+def _cache_dataset(teacher, ds, verbose) -> TeacherCache:
+    """:func:`cache_teacher_logits` over a batched dataset: one teacher call a batch, the inputs hashed as they pass."""
+    h, chunks = _Fingerprint(), []
+    forward = tf.function(lambda x: teacher(x, training=False), reduce_retracing=True)
+    for i, element in enumerate(ds):
+        x = _batch_inputs(element)
+        if isinstance(x, dict):
+            raise ValueError("x: a dataset of dict inputs is not supported by cache_teacher_logits; map it to "
+                             "(x, y) batches of the teacher's input first.")
+        h.update(x.numpy())
+        chunks.append(np.asarray(forward(x), np.float32))
+        if verbose and i % 50 == 0:
+            print(f"cache_teacher_logits: {h.count} examples", flush=True)
+    if not chunks:
+        raise ValueError("x: the dataset yielded no batches; expected a batched tf.data.Dataset of (x, y).")
+    logits = np.concatenate(chunks)
+    if logits.ndim != 2 or len(logits) != h.count:
+        raise ValueError(f"teacher returned outputs of shape {logits.shape} for {h.count} inputs; expected "
+                         "[num_examples, num_classes] logits (is the dataset batched? use ds.batch(256)).")
+    check_not_probabilities(logits, "teacher")
+    return TeacherCache(logits=logits, source_fingerprint=h.hexdigest(), num_examples=h.count)
 
 
 def looks_like_probabilities(outputs, atol=1e-3) -> bool:
