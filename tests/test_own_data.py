@@ -139,9 +139,11 @@ def test_a_tabular_npz_distils_and_exports(tabular, tmp_path):
     assert refused.returncode == 2 and "fed as stored" in refused.stderr
 
 
-def test_a_tf_data_pipeline_goes_through_the_logits_cache(data_dir):
+def test_a_tf_data_pipeline_goes_through_the_logits_cache(data_dir, tmp_path):
+    import warnings
+
     import tfkd
-    from tfkd import models
+    from tfkd import models, training
 
     (x, y), _ = data.subset(data.load("fashion_mnist", data_dir), n_train=512, n_test=64, seed=0)
     teacher = models.build("plain_cnn:2", x.shape[1:], 10, seed=0)
@@ -156,7 +158,11 @@ def test_a_tf_data_pipeline_goes_through_the_logits_cache(data_dir):
     np.testing.assert_array_equal(labels.numpy(), y[500:])
     distiller = tfkd.Distiller(None, models.build("plain_cnn:2", x.shape[1:], 10, seed=1))
     distiller.compile(optimizer="adam")
-    history = distiller.fit(paired.shuffle(8, seed=0), epochs=2, verbose=0).history
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = training.fit(distiller, paired.shuffle(8, seed=0), epochs=2, checkpoint_dir=tmp_path / "ckpt",
+                               verbose=0)
     assert history["kd_loss"][1] < history["kd_loss"][0]
+    assert not [w for w in caught if "shuffle" in str(w.message)]  # a pipeline is not told to shuffle again
     with pytest.raises(ValueError, match="not the same inputs in the same order"):
         cache.pair(tf.data.Dataset.from_tensor_slices((x, y)).shuffle(512, seed=1).batch(100))

@@ -187,6 +187,10 @@ def fit(model, x, y=None, *, epochs, batch_size=None, validation_data=None, samp
         cbs.append(ckpt)
     if label is not None and not verbose and not any(getattr(c, "shows_progress", False) for c in callbacks):
         cbs.append(_StageProgress(label, epochs))  # a tfkd.progress.StageProgress given in callbacks replaces it
+    import tensorflow as tf
+
+    # a tf.data pipeline orders itself: Keras warns at every fit when it is also told to shuffle
+    shuffle = shuffle and not isinstance(x, tf.data.Dataset)
     try:
         result = model.fit(x, y, epochs=epochs, initial_epoch=done, batch_size=batch_size, shuffle=shuffle,
                            validation_data=validation_data, sample_weight=sample_weight, callbacks=cbs,
