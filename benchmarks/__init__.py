@@ -8,6 +8,7 @@
     python -m benchmarks.teachers             # augmented, val-chosen teachers, cached; -> results/teachers.{json,md}
     python -m benchmarks.methods              # every distillation method vs NoKD and KD -> results/methods.{json,md}
     python -m benchmarks.export_quality       # one MNIST student in every format (+ --tfmot) -> results/export_mnist*
+    python -m benchmarks.sweep_time           # a T x alpha sweep on replayed views -> results/sweep_time.{json,md}
     tfkd bench step_time --smoke              # the same through the tfkd command (tiny budget)
 
 Order for a full refresh: ``accuracy``, then ``export_students`` (it exports the accuracy runs' students), then
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "export_quality": "one MNIST student in every export format; --tfmot adds the pruning / QAT track",
     "hinton": "Hinton et al. (2015) MNIST nets: teacher, student alone, distilled (T, alpha chosen on validation)",
     "digits_student": "the main job's digits pair with a tuned labels-only baseline vs KD and function matching",
+    "sweep_time": "an 8-arm T x alpha sweep on augmented views: teacher outputs replayed once vs keras.distillation",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 
