@@ -46,6 +46,7 @@ _LAZY = {
     "applications": "tfkd.applications",
     "export": "tfkd.export",
     "recipes": "tfkd.recipes",
+    "replay": "tfkd.replay",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfkd import augment as kd_augment
 from tfkd import losses as kd_losses
-from tfkd import precision
+from tfkd import precision, rng
 from tfkd import terms as kd_terms
 from tfkd.features import FeatureExtractor
 from tfkd.teachers import LOGITS_KEY, STUDENT_KEY, TEACHER_KEY, TeacherEnsemble
@@ -727,6 +727,9 @@ class Distiller(keras.Model):
         _check_fit_arrays(args, kwargs)
         self._prepare_teacher_precision(args, kwargs)
         kwargs["callbacks"] = [_EpochCounter(), *(kwargs.get("callbacks") or [])]
+        x = args[0] if args else kwargs.get("x")
+        if hasattr(x, rng.EPOCH_ATTR):  # an epoch-keyed or replayed pipeline: epoch e gets e's order and views
+            kwargs["callbacks"].insert(1, rng.epoch_callback(x))
         try:
             return super().fit(*args, **kwargs)
         except tf.errors.InvalidArgumentError as e:

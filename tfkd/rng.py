@@ -77,6 +77,18 @@ def set_epoch(dataset, epoch: int) -> bool:
     return True
 
 
+def epoch_callback(dataset):
+    """A Keras callback that tells ``dataset`` (:func:`epoch_keyed`, or a :mod:`tfkd.replay` pipeline) its epoch
+    before Keras iterates it: :func:`tfkd.training.fit` and ``Distiller.fit`` add it themselves."""
+    import keras
+
+    class EpochKey(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            set_epoch(dataset, epoch)
+
+    return EpochKey()
+
+
 def epoch_keyed(features, labels=None, *, batch_size, seed=0, shuffle=True, transform=None, drop_remainder=False):
     """A batched ``tf.data.Dataset`` whose order and ``transform`` noise depend only on ``(seed, epoch)``.
 

@@ -142,7 +142,8 @@ class TeacherCache:
     Use :meth:`inputs` (numpy ``fit``) or :meth:`dataset` (``tf.data``) to pair the logits with their inputs;
     both refuse inputs that are not byte-for-byte the ones the teacher saw, so cached logits cannot be paired with
     other images, a different order, or augmented views by accident. Augmentation changes the inputs every epoch,
-    so it needs a live teacher (consistent teaching, Beyer et al. 2022), not a cache.
+    so it needs a live teacher (consistent teaching, Beyer et al. 2022), not this cache; or replay the views with
+    :mod:`tfkd.replay`.
     """
 
     logits: np.ndarray

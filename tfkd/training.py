@@ -90,17 +90,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
                                                            "seed_states": rng.seed_states(self.model)})
 
 
-class _EpochKey(keras.callbacks.Callback):
-    """Tells an epoch-keyed dataset (:func:`tfkd.rng.epoch_keyed`) its epoch, before Keras iterates it."""
-
-    def __init__(self, dataset):
-        super().__init__()
-        self.dataset = dataset
-
-    def on_epoch_begin(self, epoch, logs=None):
-        rng.set_epoch(self.dataset, epoch)
-
-
 class _StageProgress(keras.callbacks.Callback):
     """One line per epoch with elapsed time, for runs where Keras's own progress bar is off."""
 
@@ -174,7 +163,7 @@ def fit(model, x, y=None, *, epochs, batch_size=None, validation_data=None, samp
     guard = _EpochGuard()
     cbs = [*callbacks, guard]
     if hasattr(x, rng.EPOCH_ATTR):  # its order and noise are those of the epoch, in a resumed run too
-        cbs.insert(0, _EpochKey(x))
+        cbs.insert(0, rng.epoch_callback(x))
     if log_dir is not None and distribute.is_chief(getattr(model, "distribute_strategy", None)):
         log_dir = Path(log_dir)
         log_dir.mkdir(parents=True, exist_ok=True)
