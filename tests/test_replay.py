@@ -259,3 +259,24 @@ def test_an_eight_arm_sweep_runs_the_teacher_once_per_epoch_and_example(mnist):
     for got, want in zip(results[5]["weights"], fresh_student.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert int(SEEN.numpy()) == epochs * N
+
+
+def test_a_plain_distiller_fit_follows_the_epoch_without_a_callback(mnist):
+    """``Distiller.fit`` itself tells a replayed (or epoch-keyed) pipeline the epoch: no epoch-0 views forever."""
+    import tfkd
+    from tfkd import models, rng
+
+    x, y = mnist[0][:128], mnist[1][:128]
+    teacher = models.plain_cnn(2, x.shape[1:], 10, seed=0)
+    cache = replay.compute_replay_cache(teacher, x, views=replay.ViewConfig(seed=0, pad=1), epochs=3)
+    ds = cache.dataset(x, y, batch_size=64)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(int(getattr(ds, rng.EPOCH_ATTR).numpy()))
+
+    distiller = tfkd.Distiller(None, models.plain_cnn(2, x.shape[1:], 10, seed=1))
+    distiller.compile(optimizer="adam")
+    distiller.fit(ds, epochs=3, callbacks=[Record()], verbose=0)
+    assert seen == [0, 1, 2]
