@@ -43,23 +43,28 @@ Example:
     # beans = data.load("tfds:beans", image_size=(128, 128))       # prepared by `tfds build beans` beforehand
     # tabular = data.load("features/breast_cancer.npz")           # float x_train N x F: Splits.kind == "features"
 
-Domain transforms (:mod:`tfkd.domains`) and corruptions (:mod:`tfkd.corruptions`) are re-exported here.
+Image folders are read by :mod:`tfkd.image_folders` and tensorflow-datasets by :mod:`tfkd.tfds_source`, both
+reached through this module (:func:`folder_dataset` is re-exported here, imported on first use). Domain transforms
+(:mod:`tfkd.domains`) and corruptions (:mod:`tfkd.corruptions`) are re-exported here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
-import importlib.util
 import os
 import pathlib
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tfkd.corruptions import KINDS as CORRUPTIONS
 from tfkd.corruptions import corrupt, corrupted_test_set
 from tfkd.domains import DomainTransform, domain_transform, parallel_pairs
+
+if TYPE_CHECKING:  # at run time, __getattr__ below
+    from tfkd.image_folders import folder_dataset
 
 ENV_DATA_DIR = "TFKD_DATA_DIR"
 ENV_DOWNLOAD = "TFKD_DOWNLOAD"
@@ -71,7 +76,21 @@ SYSTEM_DIRS: tuple[str, ...] = ("/usr/share/datasets",)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 TEST_FOLDERS: tuple[str, ...] = ("test", "val", "validation")
 COLOR_MODES: dict[str, int] = {"grayscale": 1, "rgb": 3, "rgba": 4}
-_DECODE_CHUNK = 256  # images decoded per tf.data batch before they are copied into the uint8 array
+
+
+def __getattr__(name):
+    """``folder_dataset``, from :mod:`tfkd.image_folders` on first use: that module imports this one, so this one
+    imports it only when needed (as :func:`load` does for image folders and :mod:`tfkd.tfds_source`)."""
+    if name == "folder_dataset":
+        from tfkd.image_folders import folder_dataset
+
+        globals()[name] = folder_dataset
+        return folder_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "folder_dataset"})
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -586,464 +605,7 @@ def _train_test_indices(y: np.ndarray, test_fraction: float, split_seed: int, wh
     return np.flatnonzero(~mask), test
 
 
-# ------------------------------------------------------------------------------------------------ image folders
-@dataclasses.dataclass(frozen=True)
-class _FolderIndex:
-    """The files of an image folder: class names, (paths, labels) of each split, and how the split was made."""
-
-    classes: tuple
-    train: tuple  # (list of paths, int64 labels)
-    test: tuple
-    how: str  # "train/ + test/" or "split 80/20, seed 0"
-
-
-def _layout_help(folder) -> str:
-    exts = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
-    return (f"Expected the layout of keras.utils.image_dataset_from_directory: one sub-folder per class holding its "
-            f"images ({exts}), either {folder}/<class>/<image> (e.g. {folder}/cat/001.png and {folder}/dog/002.jpg; "
-            f"split into train and test by test_fraction) or {folder}/train/<class>/... with "
-            f"{folder}/test/<class>/... (or val/ or validation/).")
-
-
-def _subfolders(folder) -> list[str]:
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-
-
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _images_under(folder) -> list[str]:
-    """Image files under ``folder`` (recursively, hidden entries skipped), sorted by their relative path."""
-    found = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [os.path.join(parent, f) for f in files if _is_image_name(f)]
-    return sorted(found, key=lambda p: pathlib.PurePath(os.path.relpath(p, folder)).parts)
-
-
-def _class_files(folder: pathlib.Path, top: pathlib.Path) -> tuple[list, dict]:
-    classes = _subfolders(folder)
-    if not classes:
-        entries = [e for e in os.listdir(folder) if not e.startswith(".")]
-        images = [e for e in entries if _is_image_name(e)]
-        if not entries:
-            found = "it is empty"
-        elif images:
-            found = (f"it holds {len(images)} image file(s) directly and no sub-folders; move each image into a "
-                     f"sub-folder named for its class")
-        else:
-            found = f"it holds {len(entries)} file(s) and no sub-folders"
-        raise DataFormatError(f"image folder {folder}: no class sub-folders ({found}). {_layout_help(top)}")
-    return classes, {c: _images_under(folder / c) for c in classes}
-
-
-def _index_image_folder(folder: pathlib.Path, test_fraction: float, split_seed: int) -> _FolderIndex:
-    """Classes and files of an image folder, in either layout, checked; the single-folder layout split."""
-    if not folder.is_dir():
-        raise DatasetNotFoundError(f"image folder {folder}: no such folder. {_layout_help(folder)}")
-    lower = {s.lower(): s for s in _subfolders(folder)}
-    train_dir = lower.get("train")
-    test_dir = next((lower[t] for t in TEST_FOLDERS if t in lower), None)
-    if train_dir is None and test_dir is not None:
-        raise DataFormatError(f"image folder {folder}: has a {test_dir}/ folder but no train/ folder beside it. "
-                              f"{_layout_help(folder)}")
-    base = folder / train_dir if train_dir else folder
-    classes, files = _class_files(base, folder)
-    empty = [c for c in classes if not files[c]]
-    exts = ", ".join(IMAGE_EXTENSIONS)
-    if len(empty) == len(classes):
-        raise DataFormatError(f"image folder {base}: its class folders ({_abbreviate(classes)}) hold no image files "
-                              f"(names ending in {exts}). {_layout_help(folder)}")
-    if empty:
-        raise DataFormatError(f"image folder {base}: class folder(s) {empty} hold no image files ({exts}); every "
-                              f"class needs training images: add some, or remove the folder(s).")
-    paths = [p for c in classes for p in files[c]]
-    labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(files[c]) for c in classes])
-    if test_dir is not None:
-        test_classes, test_files = _class_files(folder / test_dir, folder)
-        if test_classes != classes:
-            only_train = sorted(set(classes) - set(test_classes))
-            only_test = sorted(set(test_classes) - set(classes))
-            raise DataFormatError(
-                f"image folder {folder}: the class folders of {test_dir}/ differ from those of {train_dir}/: only in "
-                f"{train_dir}/: {only_train}, only in {test_dir}/: {only_test}. Both must hold the same class "
-                f"sub-folders (class ids follow their sorted names); an empty folder is fine for a class without "
-                f"test images.")
-        test_paths = [p for c in classes for p in test_files[c]]
-        test_labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(test_files[c]) for c in classes])
-        return _FolderIndex(tuple(classes), (paths, labels), (test_paths, test_labels), f"{train_dir}/ + {test_dir}/")
-    train, test = _train_test_indices(labels, test_fraction, split_seed, f"image folder {base}")
-    how = (f"{train_dir}/ " if train_dir else "") + _split_text(test_fraction, split_seed)
-    return _FolderIndex(tuple(classes), ([paths[i] for i in train], labels[train]),
-                        ([paths[i] for i in test], labels[test]), how)
-
-
-def _image_ops(channels: int, size: tuple):
-    """TensorFlow functions ``decode(path)`` and ``fit(image)``, each giving ``(uint8 H x W x channels, (h, w))``.
-
-    ``(h, w)`` is the size before resizing. Channels: grey is repeated into RGB, alpha dropped or added opaque,
-    RGB made grey by ITU-R 601-2 luma (PIL's ``convert("L")`` weights), rounded. An image of another size than
-    ``size`` is resized bilinearly (as Keras's ``image_dataset_from_directory``), then rounded and clipped to
-    uint8; one of that size is left exactly as decoded.
-    """
-    import tensorflow as tf
-
-    luma = tf.constant([0.299, 0.587, 0.114], tf.float32)
-
-    def to_uint8(x):
-        return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-
-    def convert(image):
-        k = tf.shape(image)[-1]
-        rgb = tf.cond(k >= 3, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3]))
-        if channels == 3:
-            return rgb
-        if channels == 1:
-            grey = lambda: to_uint8(tf.reduce_sum(tf.cast(rgb, tf.float32) * luma, axis=-1, keepdims=True))
-            return tf.cond(k >= 3, grey, lambda: image[..., :1])
-        opaque = lambda: tf.fill(tf.concat([tf.shape(image)[:2], [1]], 0), tf.constant(255, tf.uint8))
-        alpha = tf.cond(tf.equal(k % 2, 0), lambda: image[..., -1:], opaque)  # grey + alpha, or RGBA
-        return tf.concat([rgb, alpha], -1)
-
-    def fit(image):
-        hw = tf.shape(image)[:2]
-        image = convert(image)
-        same = tf.reduce_all(tf.equal(hw, size))
-        # bilinear without antialiasing, as keras.utils.image_dataset_from_directory resizes: a teacher trained on
-        # Keras's pipeline is then fed the pixels it learned from (up to the rounding to uint8)
-        resized = lambda: to_uint8(tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear"))
-        return tf.ensure_shape(tf.cond(same, lambda: image, resized), (*size, channels)), hw
-
-    def decode(path):
-        return fit(tf.io.decode_image(tf.io.read_file(path), channels=0, dtype=tf.uint8, expand_animations=False))
-
-    return decode, fit
-
-
-def _tf_message(err) -> str:
-    text = getattr(err, "message", None) or str(err)
-    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text.splitlines()[0] if text else "")
-    return re.sub(r"\s*\[Op:\w+\]|\s*name:\s*$", "", text).strip()
-
-
-def _unreadable(path, err) -> DataFormatError:
-    return DataFormatError(f"{path}: not a readable image ({_tf_message(err)}); replace or remove the file (image "
-                           f"folders are read as {', '.join(e[1:] for e in IMAGE_EXTENSIONS)} files).")
-
-
-def _peek_image(path) -> tuple:
-    """``(height, width, channels)`` of one image file as TensorFlow decodes it."""
-    import tensorflow as tf
-
-    try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=0, dtype=tf.uint8, expand_animations=False)
-    except tf.errors.OpError as err:
-        raise _unreadable(path, err) from None
-    return tuple(int(d) for d in image.shape)
-
-
-def _size_error(what, hw, first, size) -> DataFormatError:
-    return DataFormatError(
-        f"{what}: image is {int(hw[0])}x{int(hw[1])} (height x width) but the first image, {first}, is "
-        f"{size[0]}x{size[1]}; without image_size every image must have the first one's size. Pass "
-        f"image_size=(H, W) (--image-size H,W on tfkd run) to resize every image to one size.")
-
-
-def _decode_files(paths: list, size: tuple, channels: int, *, strict: bool, first) -> np.ndarray:
-    """uint8 ``N x H x W x channels`` array of image files, decoded in a parallel tf.data map chunk by chunk.
-
-    Each chunk is copied into one preallocated array, so memory holds the uint8 images and one chunk, never a
-    float copy or a list of every image. ``strict``: an image of another size than ``size`` is an error.
-    """
-    import tensorflow as tf
-
-    out = np.empty((len(paths), *size, channels), np.uint8)
-    if not paths:
-        return out
-    decode, _ = _image_ops(channels, size)
-    ds = tf.data.Dataset.from_tensor_slices(list(paths))
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(_DECODE_CHUNK).prefetch(1)
-    iterator, start = iter(ds), 0
-    while True:
-        try:
-            images, shapes = next(iterator)
-        except StopIteration:
-            break
-        except tf.errors.OpError as err:  # find the file: decode the chunk's files one by one
-            for path in paths[start:start + _DECODE_CHUNK]:
-                try:
-                    decode(path)
-                except tf.errors.OpError as one:
-                    raise _unreadable(path, one) from None
-            raise DataFormatError(f"decoding the images {paths[start]} ... failed: {_tf_message(err)}") from None
-        n = int(images.shape[0])
-        out[start:start + n] = images.numpy()
-        if strict:
-            shapes = shapes.numpy()
-            wrong = np.flatnonzero(np.any(shapes != np.asarray(size), axis=1))
-            if wrong.size:
-                raise _size_error(paths[start + int(wrong[0])], shapes[wrong[0]], first, size)
-        start += n
-    return out
-
-
-def _load_image_folder(folder, *, raw, image_size, channels, test_fraction, split_seed) -> Splits:
-    folder = pathlib.Path(os.path.abspath(pathlib.Path(folder).expanduser()))
-    index = _index_image_folder(folder, test_fraction, split_seed)
-    (train_paths, y_train), (test_paths, y_test) = index.train, index.test
-    first = train_paths[0]
-    h, w, k = _peek_image(first)
-    size = image_size or (h, w)
-    channels = channels or (1 if k <= 2 else k)
-    options = dict(strict=image_size is None, first=first)
-    arrays = {"x_train": _decode_files(train_paths, size, channels, **options), "y_train": y_train,
-              "x_test": _decode_files(test_paths, size, channels, **options), "y_test": y_test}
-    where = f"image folder {folder}"
-    arrays = _validate(arrays, where, None)
-    return _finish(arrays, name=folder.name or str(folder), source=f"{where} ({index.how})",
-                   num_classes=len(index.classes), class_names=index.classes, raw=raw)
-
-
-def folder_dataset(path, image_size=None, color_mode=None, *, subset: str | None = None, batch_size: int = 64,
-                   shuffle: bool = False, seed: int = 0, test_fraction: float = 0.2, split_seed: int = 0):
-    """A streaming ``tf.data.Dataset`` of ``(images, labels)`` batches from an image folder too big for memory.
-
-    The folder layout, classes, split (``subset="train"`` or ``"test"``; None: every image), decoding, colour
-    mode and resizing are those of :func:`load`, but images are read from disk as they are consumed. Batches are
-    float32 in [0, 1], N x H x W x C (what ``load`` gives, so a model trained on one takes the other; Keras's
-    ``image_dataset_from_directory`` gives 0..255), with int64 labels. The dataset carries ``class_names`` and
-    ``file_paths``, as Keras's does. ``shuffle`` reshuffles the files every epoch from ``seed``. Without
-    ``image_size`` every image must have the first image's size; one that differs stops the iteration with an
-    InvalidArgumentError naming the file, and an unreadable file stops it with TensorFlow's decode error
-    (``load`` names that file; run it once on a sample to check a new folder).
-
-    Example:
-
-        import pathlib, tensorflow as tf
-        for i, (image, label) in enumerate(zip(x_train[:100], y_train[:100])):   # a PNG folder: digits/<class>/
-            (pathlib.Path("digits") / str(label)).mkdir(parents=True, exist_ok=True)
-            tf.io.write_file(f"digits/{label}/{i}.png", tf.io.encode_png((image * 255).round().astype("uint8")))
-        train = data.folder_dataset("digits", subset="train", shuffle=True)   # 80 % of each class, streamed
-        test = data.folder_dataset("digits", subset="test")
-        student.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        student.fit(train, validation_data=test, epochs=1, verbose=0)
-        train.class_names      # ['0', '1', ..., '9']
-    """
-    import tensorflow as tf
-
-    size = _image_size_arg(image_size)
-    channels = _color_mode_arg(color_mode)
-    test_fraction, split_seed = _split_args(test_fraction, split_seed)
-    if subset not in (None, "train", "test"):
-        raise ValueError(f"subset={subset!r}: expected 'train', 'test', or None for every image of the folder.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer.")
-    folder = pathlib.Path(os.path.abspath(pathlib.Path(path).expanduser()))
-    index = _index_image_folder(folder, test_fraction, split_seed)
-    parts = [index.train, index.test] if subset is None else [index.train if subset == "train" else index.test]
-    paths = [p for ps, _ in parts for p in ps]
-    labels = np.concatenate([y for _, y in parts]).astype(np.int64)
-    if not paths:
-        raise DataFormatError(f"image folder {folder}: the {subset} split holds no images ({index.how}).")
-    first = index.train[0][0]
-    h, w, k = _peek_image(first)
-    target = size or (h, w)
-    channels = channels or (1 if k <= 2 else k)
-    decode, _ = _image_ops(channels, target)
-    message = (f"an image is not {target[0]}x{target[1]}, the size of the first image ({first}); pass "
-               f"image_size=(H, W) to resize every image to one size. The file and its (height, width):")
-
-    def read(file, label):
-        image, hw = decode(file)
-        if size is None:
-            check = tf.debugging.Assert(tf.reduce_all(tf.equal(hw, target)), [message, file, hw])
-            with tf.control_dependencies([check]):
-                image = tf.identity(image)
-        return tf.cast(image, tf.float32) / 255.0, label
-
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if shuffle:
-        ds = ds.shuffle(len(paths), seed=int(seed), reshuffle_each_iteration=True)
-    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
-    ds.class_names = list(index.classes)
-    ds.file_paths = paths
-    return ds
-
-
-# ------------------------------------------------------------------------------------------ tensorflow-datasets
-def _tfds_root(tfds_dir=None) -> pathlib.Path:
-    return pathlib.Path(tfds_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
-
-
-def _tfds_installed() -> bool:
-    """Whether tensorflow-datasets can be imported, found without importing it (fast)."""
-    try:
-        return importlib.util.find_spec("tensorflow_datasets") is not None
-    except (ImportError, ValueError):  # ValueError: a module in sys.modules without a spec (or set to None)
-        return False
-
-
-def _read_supervised(ds, image_size, channels, where: str):
-    """``(x uint8 N x H x W x C, y int64)`` of a tf.data dataset of ``(image, label)``, streamed chunk by chunk."""
-    import tensorflow as tf
-
-    first = next(iter(ds.take(1)), None)
-    if first is None:
-        raise ValueError(f"the split {where} is empty")
-    h, w, k = (int(d) for d in first[0].shape)
-    size = image_size or (h, w)
-    channels = channels or (1 if k <= 2 else k)
-    _, fit = _image_ops(channels, size)
-    n = int(ds.cardinality())  # tfds knows its splits' sizes; if not (negative), chunks are concatenated
-    batches = ds.map(lambda x, y: (*fit(x), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    batches = batches.batch(_DECODE_CHUNK).prefetch(1)
-    x, y = np.empty((max(n, 0), *size, channels), np.uint8), np.empty(max(n, 0), np.int64)
-    chunks, start = [], 0
-    for images, shapes, labels in batches:
-        m = int(images.shape[0])
-        if image_size is None:
-            shapes = shapes.numpy()
-            wrong = np.flatnonzero(np.any(shapes != np.asarray(size), axis=1))
-            if wrong.size:
-                raise _size_error(f"{where} example #{start + int(wrong[0])}", shapes[wrong[0]], "example #0", size)
-        if n < 0:
-            chunks.append((images.numpy(), labels.numpy()))
-        elif start + m > n:
-            raise ValueError(f"the split {where} holds more examples than its announced {n}")
-        else:
-            x[start:start + m], y[start:start + m] = images.numpy(), labels.numpy()
-        start += m
-    if n < 0:
-        x, y = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
-    return x[:start], y[:start]
-
-
-def _tfds_arrays(tfds_name: str, data_dir, download: bool, tried: list, tfds_dir=None, *, image_size=None,
-                 channels=None, test_fraction: float = 0.2, split_seed: int = 0):
-    """``(raw arrays, root, class names, how)`` from tensorflow-datasets, or None (``tried`` says why).
-
-    Without ``download`` only a dataset already prepared (under the data directory or the tfds data dir) is read,
-    and the file system is checked before tensorflow-datasets is even imported, so an offline machine fails in
-    milliseconds. The test split is ``test``, else ``validation``, else a stratified ``test_fraction`` of ``train``.
-    """
-    if not _tfds_installed():
-        tried.append("tensorflow-datasets: not installed (pip install tensorflow-datasets)")
-        return None
-    roots = [r for r in (data_dir, _tfds_root(tfds_dir)) if r is not None]
-    folder = tfds_name.split(":")[0]
-    not_prepared = (f"tensorflow-datasets: {tfds_name!r} is not prepared under {' or '.join(str(r) for r in roots)}"
-                    f", and downloading is off (download=True or {ENV_DOWNLOAD}=1 lets tfds download it)")
-    candidates = [r for r in roots if (r / folder).is_dir()]  # first: tfds.builder logs a warning for a missing one
-    if not candidates and not download:
-        tried.append(not_prepared)
-        return None
-    import tensorflow_datasets as tfds
-
-    builder = root = None
-    for candidate in candidates:
-        try:
-            found = tfds.builder(tfds_name, data_dir=str(candidate))
-        except Exception as err:  # noqa: BLE001  (an unknown name, a damaged folder: report, go on)
-            tried.append(f"tensorflow-datasets: {candidate / folder} is not a dataset tfds can read "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
-            continue
-        if found.is_prepared():
-            builder, root = found, candidate
-            break
-    if builder is None and not download:
-        tried.append(not_prepared)
-        return None
-    try:
-        if builder is None:
-            root = _tfds_root(tfds_dir)
-            builder = tfds.builder(tfds_name, data_dir=str(root))
-            builder.download_and_prepare()
-        info = builder.info
-        features = info.features
-        keys = info.supervised_keys
-        if not keys:  # no (input, target) declared: the one image feature and the one class label, if unique
-            of = lambda kind: [k for k, f in features.items() if isinstance(f, kind)]
-            images, labels = of(tfds.features.Image), of(tfds.features.ClassLabel)
-            keys = (images[0], labels[0]) if len(images) == 1 and len(labels) == 1 else None
-        if (not keys or len(keys) != 2 or not isinstance(features[keys[0]], tfds.features.Image)
-                or not isinstance(features[keys[1]], tfds.features.ClassLabel)):
-            raise DataFormatError(f"tfds:{tfds_name}: supervised keys {info.supervised_keys} of features "
-                                  f"{list(features.keys())}; tfkd reads datasets whose (input, target) is an image "
-                                  f"and a class label (tfds.features.Image, tfds.features.ClassLabel).")
-        names = tuple(features[keys[1]].names)
-        splits = sorted(info.splits.keys()) if info.splits else []  # none under tfds.testing.mock_data
-        if splits and "train" not in splits:
-            raise DataFormatError(f"tfds:{tfds_name} has no 'train' split (its splits: {splits}).")
-        test_split = next((s for s in ("test", "validation") if s in splits), None) if splits else "test"
-        pairs = lambda split: builder.as_dataset(split=split, shuffle_files=False).map(
-            lambda example: (example[keys[0]], example[keys[1]]))
-        read = lambda split: _read_supervised(pairs(split), image_size, channels, f"tfds:{tfds_name} {split}")
-        x_train, y_train = read("train")
-        if test_split is not None:
-            x_test, y_test = read(test_split)
-            how = "" if test_split == "test" else f"{test_split} split as test"
-        else:
-            train, test = _train_test_indices(y_train, test_fraction, split_seed, f"tfds:{tfds_name} train split")
-            x_test, y_test, x_train, y_train = x_train[test], y_train[test], x_train[train], y_train[train]
-            how = f"train {_split_text(test_fraction, split_seed)}"
-    except (DataFormatError, DatasetNotFoundError):
-        raise
-    except ModuleNotFoundError as err:
-        # tensorflow-datasets 4.9.10 imports importlib_resources when it prepares a dataset but does not declare
-        # it for Python >= 3.9 (tensorflow/datasets#11212).
-        tried.append(f"tensorflow-datasets: {err}; pip install {err.name or 'the missing module'}")
-        return None
-    except Exception as err:  # noqa: BLE001  (network down, quota, corrupt files: report, fall through)
-        tried.append(f"tensorflow-datasets: loading {tfds_name!r} into {root} failed: "
-                     f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-        return None
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return arrays, root, names, how
-
-
-def _from_tfds(name: str, spec: _Spec, data_dir: pathlib.Path | None, download: bool, tried: list,
-               tfds_dir=None):
-    """(raw arrays, source) of a dataset tfkd knows from tensorflow-datasets, or None."""
-    found = _tfds_arrays(spec.tfds_name, data_dir, download, tried, tfds_dir)
-    if found is None:
-        return None
-    arrays, root, _, _ = found
-    arrays = _validate(arrays, f"tensorflow-datasets {spec.tfds_name!r}", name)
-    return arrays, f"tensorflow-datasets ({spec.tfds_name} under {root})"
-
-
-def _load_tfds_name(text: str, data_dir, download: bool, tfds_dir, *, raw, image_size, channels, test_fraction,
-                    split_seed) -> Splits:
-    tfds_name = text.split(":", 1)[1].strip()
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./:*+-]*", tfds_name):
-        raise ValueError(f"name={text!r}: expected tfds:NAME with the name of a tensorflow-datasets dataset, e.g. "
-                         f"tfds:beans, tfds:cifar10 or tfds:imagenette/160px.")
-    root = resolve_data_dir(data_dir)
-    tried: list[str] = []
-    found = _tfds_arrays(tfds_name, root, download, tried, tfds_dir, image_size=image_size, channels=channels,
-                         test_fraction=test_fraction, split_seed=split_seed)
-    if found is None:
-        roots = " or ".join(str(r) for r in (root, _tfds_root(tfds_dir)) if r is not None)
-        fix = ["  - pip install tensorflow-datasets"] if not _tfds_installed() else []
-        fix += [f"  - prepare it once on a machine with network: `tfds build {tfds_name} --data_dir DIR`, then copy "
-                f"DIR here and pass tfds_dir=DIR or set TFDS_DATA_DIR=DIR (or use DIR as the data directory); "
-                f"prepared datasets are looked for under {roots}",
-                f"  - or let tensorflow-datasets download it now (needs network): set {ENV_DOWNLOAD}=1 or call "
-                f"data.load({text!r}, download=True)"]
-        reason = "; ".join(t.removeprefix("tensorflow-datasets: ") for t in tried)
-        if not _tfds_installed():
-            reason = "tensorflow-datasets is not installed (pip install tensorflow-datasets)"
-        raise DatasetNotFoundError(f"could not load {text!r}: {reason}.\nTo fix it, any one of:\n" + "\n".join(fix))
-    arrays, where, names, how = found
-    arrays = _validate(arrays, f"tensorflow-datasets {tfds_name!r}", None)
-    source = f"tensorflow-datasets ({tfds_name} under {where}{', ' + how if how else ''})"
-    return _finish(arrays, name=tfds_name, source=source, num_classes=len(names) or _max_label(arrays) + 1,
-                   class_names=names or None, raw=raw)
-
-
+# --------------------------------------------------------------------- scikit-learn digits, and how to fix a miss
 def _from_sklearn_digits():
     from sklearn.datasets import load_digits
 
@@ -1138,6 +700,8 @@ def _load_path(text: str, data_dir, *, raw, image_size, color_mode, channels, te
     ``.npz``, relative to the data directory)."""
     path = pathlib.Path(text).expanduser()
     if path.is_dir():
+        from tfkd.image_folders import _load_image_folder
+
         return _load_image_folder(path, raw=raw, image_size=image_size, channels=channels,
                                   test_fraction=test_fraction, split_seed=split_seed)
     if not path.exists() and not path.is_absolute() and path.suffix.lower() == ".npz":
@@ -1205,6 +769,8 @@ def load(name, data_dir=None, *, raw: bool = False, download: bool | None = None
     if is_path:
         return _load_path(text, data_dir, color_mode=color_mode, **folder_options)
     if text.lower().startswith("tfds:"):
+        from tfkd.tfds_source import _load_tfds_name
+
         return _load_tfds_name(text, data_dir, _download_allowed(download), tfds_dir, **folder_options)
     name = text.lower().replace("-", "_")
     root = resolve_data_dir(data_dir)
@@ -1213,6 +779,8 @@ def load(name, data_dir=None, *, raw: bool = False, download: bool | None = None
         folders = ([root / text, root / name] if root is not None else []) + [pathlib.Path(text)]
         folder = next((f for f in folders if f.is_dir()), None)
         if folder is not None:
+            from tfkd.image_folders import _load_image_folder
+
             return _load_image_folder(folder, **folder_options)
         raise ValueError(f"name={text!r} is not a dataset tfkd knows: expected one of {list(NAMES)}, a file "
                          f"{name}.npz or an image folder {text}/ in the data directory "
@@ -1230,6 +798,8 @@ def load(name, data_dir=None, *, raw: bool = False, download: bool | None = None
             if found is None and pathlib.Path(system_dir).is_dir():
                 found = _from_directory(pathlib.Path(system_dir), name, spec, tried, system=True)
     if found is None and spec is not None and spec.tfds_name:
+        from tfkd.tfds_source import _from_tfds
+
         found = _from_tfds(name, spec, root, _download_allowed(download), tried, tfds_dir)
     if found is None and name == "digits":
         found = _from_sklearn_digits()
