@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfkd import data
 
-PER_CLASS = {"train": 160, "test": 40}
+PER_CLASS = {"train": 120, "test": 40}
 STUDENT = "keras.applications:MobileNetV3Small,minimalistic=True,bn_momentum=0.9"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
@@ -58,9 +58,11 @@ def teacher_file(folder, tmp_path_factory):
     return path
 
 
+# 24 epochs: a briefly trained student has many near-ties between its top two classes, which int8 noise flips
+# (12 epochs: 94.5-96.5 % agreement over runs and calibration seeds; 24: 98-99.5 %)
 def _compress(folder, teacher, out, *extra):
     return _run("compress", "--dataset", folder, "--image-size", "32,32", "--teacher", teacher, "--student", STUDENT,
-                "--methods", "kd", "--no-function-matching", "--epochs", "12", "--batch-size", "32",
+                "--methods", "kd", "--no-function-matching", "--epochs", "24", "--batch-size", "32",
                 "--quantize", "int8", "--out", out, *extra)
 
 
@@ -68,7 +70,7 @@ def test_image_folder_and_rescaling_teacher_to_a_validated_int8_tflite(folder, t
     out = tmp_path / "run"
     run = _compress(folder, teacher_file, out, "--input-scale", "255")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert re.search(r"data: photos\d* from image folder .*: 1440 train / 160 validation .* / 400 test, input "
+    assert re.search(r"data: photos\d* from image folder .*: 1080 train / 120 validation .* / 400 test, input "
                      r"\(32, 32, 1\), pixels in \[0, 255\]", run.stdout), run.stdout
     report = json.loads((out / "report.json").read_text())
     teacher = report["results"]["teacher"]
