@@ -32,6 +32,7 @@ _LAZY = {
     "export_all": "tfkd.export.pipeline",
     "load_runner": "tfkd.export.runners",
     "input_specs": "tfkd.export.inputs",
+    "tflite_inputs": "tfkd.export.pipeline",
     "InputSpec": "tfkd.export.inputs",
     "as_float32": "tfkd.export.loading",
     "load_model": "tfkd.export.loading",

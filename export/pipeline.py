@@ -35,7 +35,7 @@ from tfkd.export.savedmodel import to_saved_model
 from tfkd.export.tflite import QUANTIZE_MODES, UnsupportedInputsError, UnsupportedOpsError, to_tflite
 from tfkd.export.validation import validate
 
-__all__ = ["export_all", "FORMATS"]
+__all__ = ["export_all", "tflite_inputs", "FORMATS"]
 
 FORMATS = ("tflite", "saved_model", "onnx")
 
@@ -120,7 +120,7 @@ def export_all(model, out_dir, *, formats=("tflite",), quantize=("none",), x_tes
                            inputs=as_feed(take(x_tests, slice(0, 1)), specs))
         row.update({"path": str(path.relative_to(out_dir)), **_pick(timing), **_pick_check(check)})
         if fmt == "tflite":
-            row["inputs"] = _tflite_inputs(path, specs, inputs)
+            row["inputs"] = tflite_inputs(path, specs, inputs)
         log(f"{fmt} {q}: {row['size_bytes']:,} bytes, agreement {row['agreement']:.4f}, "
             f"accuracy {row['accuracy'] if row['accuracy'] is None else round(row['accuracy'], 4)}")
         rows.append(row)
@@ -153,7 +153,7 @@ def _io_of(path):
     return str(runner.input_dtype)
 
 
-def _tflite_inputs(path, specs, inputs):
+def tflite_inputs(path, specs, inputs):
     """Per Keras input: the data range and, for an integer input tensor, its dtype, scale and zero point."""
     from tfkd.export.runners import TFLiteRunner
 

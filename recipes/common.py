@@ -77,8 +77,9 @@ def load_data(cfg) -> Data:
                f"{float(x_fit.max()):.3g}])")
     classes = f"{splits.num_classes} classes"
     if splits.class_names:
-        names = list(splits.class_names)
-        classes += f" ({', '.join(map(str, names[:6]))}{', ...' if len(names) > 6 else ''})"
+        from tfkd.data import abbreviate_names
+
+        classes += f" ({abbreviate_names(splits.class_names)})"
     summary = (f"data: {splits.name} from {splits.source}: {len(x_fit)} train / {len(x_val)} validation (curves "
                f"only) / {len(splits.x_test)} test, input {tuple(splits.input_shape)}, {fed}, {classes}")
     print(summary, flush=True)
@@ -407,18 +408,13 @@ def export_stage(cfg, ctx, data: Data, model_name) -> dict:
                      "size_bytes": int(bench["size_bytes"]), "gzip_bytes": int(bench["gzip_bytes"]),
                      "accuracy": float(check["accuracy"]), "agreement": float(check["agreement"]),
                      "max_abs_diff": float(check["max_abs_diff"]), "latency_ms": float(bench["latency_median_ms"]),
-                     "input": _tflite_input(path, data.x_test)})
+                     "input": _tflite_input(path, model, data.x_test)})
     return {"model": model_name, "formats": rows}
 
 
-def _tflite_input(path, x) -> dict:
-    """What the exported file is fed: the data's range, the input tensor's dtype and, if integer, its quantization."""
-    from ai_edge_litert.interpreter import Interpreter
+def _tflite_input(path, model, x) -> dict:
+    """What the exported file is fed: the data's range, the input tensor's dtype and, if integer, its quantization
+    (the fields of ``tfkd.export``'s report rows)."""
+    from tfkd.export import input_specs, tflite_inputs
 
-    detail = Interpreter(model_path=str(path)).get_input_details()[0]
-    # the key names of tfkd.export's report rows: tensor_dtype is the file's input tensor type
-    info = {"range": [float(np.min(x)), float(np.max(x))], "tensor_dtype": np.dtype(detail["dtype"]).name}
-    scale, zero_point = detail["quantization"]
-    if scale:
-        info.update(scale=float(scale), zero_point=int(zero_point))
-    return info
+    return tflite_inputs(path, input_specs(model), [{"range": [float(np.min(x)), float(np.max(x))]}])[0]

@@ -226,7 +226,7 @@ class Splits:
         known = self.name in DATASETS and not self.source.startswith("image folder")
         classes = f"{self.num_classes} classes"
         if self.class_names and not known:
-            classes += f" ({_abbreviate(self.class_names)})"
+            classes += f" ({abbreviate_names(self.class_names)})"
         text = f"{sizes}, {shape}, {classes}"
         if self.is_subset:
             spec = DATASETS[self.name]
@@ -243,7 +243,7 @@ class Splits:
     __str__ = summary
 
 
-def _abbreviate(names, limit: int = 6) -> str:
+def abbreviate_names(names, limit: int = 6) -> str:
     """``a, b, c`` for a few names; the first four, ``...`` and the last one for more than ``limit``."""
     names = [str(n) for n in names]
     if len(names) > limit:

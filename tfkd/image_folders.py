@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from tfkd.data import (IMAGE_EXTENSIONS, TEST_FOLDERS, DataFormatError, DatasetNotFoundError, Splits, _abbreviate,
+from tfkd.data import (IMAGE_EXTENSIONS, TEST_FOLDERS, DataFormatError, DatasetNotFoundError, Splits, abbreviate_names,
                        _color_mode_arg, _finish, _image_size_arg, _split_args, _split_text, _train_test_indices,
                        _validate)
 
@@ -92,8 +92,8 @@ def _index_image_folder(folder: pathlib.Path, test_fraction: float, split_seed: 
     empty = [c for c in classes if not files[c]]
     exts = ", ".join(IMAGE_EXTENSIONS)
     if len(empty) == len(classes):
-        raise DataFormatError(f"image folder {base}: its class folders ({_abbreviate(classes)}) hold no image files "
-                              f"(names ending in {exts}). {_layout_help(folder)}")
+        raise DataFormatError(f"image folder {base}: its class folders ({abbreviate_names(classes)}) hold no image "
+                              f"files (names ending in {exts}). {_layout_help(folder)}")
     if empty:
         raise DataFormatError(f"image folder {base}: class folder(s) {empty} hold no image files ({exts}); every "
                               f"class needs training images: add some, or remove the folder(s).")
