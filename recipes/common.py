@@ -207,12 +207,50 @@ def logits_cache_stage(ctx, teacher, data: Data, name="teacher_logits") -> Logit
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class ReplayedViews:
+    """Teacher logits for replayed augmented views of the fit set (a :class:`tfkd.replay.ReplayCache`), and the
+    :class:`LogitsCache` of the clean images, whose validation logits and test predictions the arms use."""
+
+    fit: object
+    clean: LogitsCache
+
+
+def replay_stage(ctx, teacher, data: Data, views, epochs, clean: LogitsCache, name="replay") -> dict:
+    """Run the teacher once over ``epochs`` epochs of replayed ``views`` of the fit set (:mod:`tfkd.replay`).
+
+    The logits go to ``cache/<name>.npz``, bound to the teacher, the data, the views and the epochs: a resumed run
+    loads them, and a changed teacher, view seed or data is refused. Returns ``(ReplayedViews, info)``; ``info``
+    (recorded as stage ``name``) counts the teacher's views and seconds.
+    """
+    import time
+
+    from tfkd import replay
+
+    path = ctx.path("cache", f"{name}.npz")
+    held = {}
+
+    def compute():
+        t0 = time.perf_counter()
+        held["cache"] = replay.compute_replay_cache(teacher, data.x_fit, views=views, epochs=epochs, path=path,
+                                                    verbose=int(ctx.verbose))
+        return {"path": ctx.relative(path), "views": views.describe(), "epochs": int(epochs),
+                "teacher_views": int(epochs) * len(data.x_fit), "teacher_seconds": time.perf_counter() - t0}
+
+    info = ctx.stage(name, compute)
+    cache = held.get("cache") or replay.ReplayCache.load(path, teacher=teacher, x=data.x_fit, views=views,
+                                                         epochs=epochs)
+    return ReplayedViews(cache, clean), info
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Arm:
     """One student arm: its name, seed and budget, and what teaches it; built by one of three constructors.
 
     - :meth:`labels_only`: cross-entropy on the labels (optionally smoothed), no teacher;
     - :meth:`from_cache`: distilled from a :class:`LogitsCache` (teacher logits computed once);
-    - :meth:`live`: distilled from a live teacher model (feature methods, or a teacher that sees augmented views).
+    - :meth:`live`: distilled from a live teacher model (feature methods, or a teacher that sees augmented views);
+    - :meth:`replayed`: distilled from :class:`ReplayedViews` (augmented views whose teacher logits were computed
+      once, :mod:`tfkd.replay`): an augmented arm at the cost of a cached one.
 
     ``name`` names the run's model, checkpoint and log folders; ``spec`` and ``epochs`` default to the config's
     ``student`` and ``epochs``. ``teacher_test_pred`` (the teacher's test predictions) gives the arm's agreement
@@ -226,7 +264,7 @@ class Arm:
 
     name: str
     seed: int
-    teacher: object = None  # None (labels only), a LogitsCache, or a Keras model
+    teacher: object = None  # None (labels only), a LogitsCache, ReplayedViews, or a Keras model
     temperature: float | None = None
     alpha: float | None = None
     alpha_decay_start: float | None = None
@@ -286,11 +324,21 @@ class Arm:
                    alpha_decay_start=alpha_decay_start, distill_loss=distill_loss, spec=spec, epochs=epochs,
                    keep_model=keep_model, teacher_test_pred=teacher_test_pred)
 
+    @classmethod
+    def replayed(cls, name, seed, views: ReplayedViews, *, temperature, alpha, spec=None, epochs=None,
+                 keep_model=True) -> "Arm":
+        """Distilled on replayed augmented views (epoch ``e`` of training on view epoch ``e``), from the logits the
+        teacher gave those very views; validated on the clean validation images and their cached logits."""
+        return cls(name, seed, teacher=views, temperature=temperature, alpha=alpha, spec=spec, epochs=epochs,
+                   keep_model=keep_model, teacher_test_pred=views.clean.test_pred)
+
     @property
     def kind(self) -> str:
-        """``"labels"``, ``"cache"`` or ``"live"``: what teaches this arm."""
+        """``"labels"``, ``"cache"``, ``"replay"`` or ``"live"``: what teaches this arm."""
         if self.teacher is None:
             return "labels"
+        if isinstance(self.teacher, ReplayedViews):
+            return "replay"
         return "cache" if isinstance(self.teacher, LogitsCache) else "live"
 
 
@@ -332,10 +380,23 @@ def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
             # alpha holds until `begin`, then falls linearly to 0 at the last epoch.
             begin = min(int(arm.alpha_decay_start * (epochs - 1)), epochs - 2)
             callbacks.append(schedules.AlphaSchedule(schedules.linear_decay(arm.alpha, 0.0, begin, epochs - 1)))
+        y, batch_size = data.y_fit, cfg.batch_size
         if arm.kind == "cache":
             cache = arm.teacher
             x, val, live = cache.fit.inputs(data.x_fit), (cache.val.inputs(data.x_val), data.y_val), None
             taught_by = fingerprint(cache.fit.logits)  # which logits this student learned from, for the report
+        elif arm.kind == "replay":
+            views = arm.teacher.fit
+            # the pipeline orders, batches and views itself, and under mixup yields mixed one-hot labels
+            x, y, batch_size, live = views.dataset(data.x_fit, data.y_fit, batch_size=cfg.batch_size,
+                                                   shuffle_seed=seed), None, None, None
+            y_val = data.y_val
+            if views.views.mixup:  # one-hot like the training labels, so one compiled accuracy serves both
+                y_val = np.eye(views.num_classes, dtype="float32")[data.y_val]
+                callbacks.insert(0, mixed_view_metrics())
+                notes.append(MIXED_VIEW_NOTE)
+            val = (arm.teacher.clean.val.inputs(data.x_val), y_val)
+            taught_by = f"replayed views {views.binding}"
         else:
             x, val, live = data.x_fit, (data.x_val, data.y_val), arm.teacher
             taught_by = live.name
@@ -351,9 +412,9 @@ def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
                 arm.method, live, student, temperature=arm.temperature if arm.temperature is not None else 4.0,
                 alpha=arm.alpha if arm.alpha is not None else 0.5, epochs=epochs)
         callbacks += progress(ctx, name, epochs)
-        _, history = training.train_distilled(live, student, x, data.y_fit, temperature=arm.temperature,
+        _, history = training.train_distilled(live, student, x, y, temperature=arm.temperature,
                                               alpha=arm.alpha, distill_loss=arm.distill_loss, validation_data=val,
-                                              callbacks=callbacks, **common, **extra)
+                                              callbacks=callbacks, **{**common, "batch_size": batch_size}, **extra)
     pred = student.predict(data.x_test, verbose=0, batch_size=512).argmax(-1)
     result = {"accuracy": float(np.mean(pred == data.y_test)), "history": history, "describe": describe(student),
               "seed": seed, "taught_by": taught_by, "notes": notes}

@@ -8,7 +8,12 @@ training). Logit methods learn from teacher logits computed once and cached, so 
 NoKD epoch costs; feature methods run the live teacher. Then **function matching** (Beyer et al., 2022, "patient
 and consistent": a live teacher and the student see the same random view of every batch, with mixup, at T=1 and
 alpha=1, over a longer schedule ``--fm-epochs``), with its own label-only baseline trained for the same longer
-schedule, so the comparison stays fair. Optional ``--sweep`` over temperature x alpha (seed 0). The student with
+schedule, so the comparison stays fair. Its views (``--fm-noise none`` or ``shift``, with per-example mixup) are
+*replayed* (:mod:`tfkd.replay`): a pure function of (seed, epoch, example), so the teacher runs once over every
+epoch's views and every seed trains on those logits, at the cost of a cached-logit epoch; ``simple`` and
+``randaugment`` views come from stateful Keras layers and need the live teacher in every step. Optional ``--sweep``
+over temperature x alpha (seed 0), on the fixed images or, with ``--sweep-views``, on the same replayed views. The
+student with
 the best validation accuracy, labels-only arms included (``--export-arm`` chooses otherwise), is exported to TFLite
 and validated against Keras. The report says plainly whether each method won or lost against labels alone, and
 says first when the exported distilled student scored below labels-only training. Its verdict (``report.json``'s
@@ -40,6 +45,10 @@ DESCRIPTION = ("teacher -> student: labels only vs KD, KD + alpha decay, DKD, DI
                "at, rkd, sp) vs function matching; TFLite export")
 
 
+FM_NOISES = ("none", "shift", "simple", "randaugment")
+REPLAYED_NOISES = ("none", "shift")  # expressible as a tfkd.replay.ViewConfig
+
+
 @dataclasses.dataclass
 class Config(RecipeConfig):
     teacher: str = field("plain_cnn:4", "teacher: a model spec (family:size, see tfkd.models.build) or a .keras path")
@@ -61,10 +70,15 @@ class Config(RecipeConfig):
     sweep: bool = field(False, "also sweep temperature x alpha (seed 0) and report the table")
     sweep_temperatures: typing.List[float] = field([1.0, 2.0, 4.0, 8.0], "temperatures of --sweep")
     sweep_alphas: typing.List[float] = field([0.25, 0.5, 0.75, 0.95], "alphas of --sweep")
+    sweep_views: bool = field(False, "--sweep arms train on the function-matching views (augmented, replayed: no "
+                                     "teacher pass of their own) instead of the fixed training images; needs "
+                                     "--fm-noise none or shift")
     val_fraction: float = field(0.1, "share of the training set held out for the training curves")
     function_matching: bool = field(True, "add the function-matching arm (consistent views, mixup, T=1, alpha=1)")
     fm_epochs: int = field(60, "function-matching arm: epochs (patient: longer than --epochs)")
-    fm_noise: str = field("none", "function-matching arm: view noise besides mixup (none, simple, randaugment)")
+    fm_noise: str = field("none", "function-matching arm: view noise besides mixup: none or shift (replayed: the "
+                                  "teacher runs once over the views of every epoch, shared by all seeds), simple or "
+                                  "randaugment (stateful Keras layers: a live teacher in every step)")
     fm_mixup: float = field(0.2, "function-matching arm: mixup Beta parameter (0 = off)")
     export_arm: str = field("best", "which student to export (seed 0): best (highest final validation accuracy, "
                                     "NoKD included), best_distilled (the distilled arm with the highest one), or an "
@@ -87,15 +101,33 @@ class Config(RecipeConfig):
         if self.export_arm not in ("best", "best_distilled", *arms):
             raise ValueError(f"export_arm={self.export_arm!r}; expected best, best_distilled or one of this run's "
                              f"arms: {', '.join(arms)}.")
-        if self.fm_epochs <= 0 or self.fm_mixup < 0 or self.fm_noise not in ("simple", "randaugment", "none"):
+        if self.fm_epochs <= 0 or self.fm_mixup < 0 or self.fm_noise not in FM_NOISES:
             raise ValueError(f"fm_epochs={self.fm_epochs} must be > 0, fm_mixup={self.fm_mixup} >= 0 and "
-                             f"fm_noise={self.fm_noise!r} one of simple, randaugment, none.")
+                             f"fm_noise={self.fm_noise!r} one of {', '.join(FM_NOISES)}.")
+        if self.sweep_views and not (self.sweep and self.function_matching and self.fm_noise in REPLAYED_NOISES):
+            raise ValueError(f"sweep_views=True trains the --sweep arms on the function-matching arm's replayed "
+                             f"views: it needs --sweep (got {self.sweep}), --function-matching (got "
+                             f"{self.function_matching}) and --fm-noise {' or '.join(REPLAYED_NOISES)} (got "
+                             f"{self.fm_noise!r}).")
 
 
 def _arms(cfg) -> list:
     """Every arm of a run, baselines included, in report order."""
     auto = ["nokd_tuned"] if "auto" in cfg.methods else []
     return ["nokd", *auto, *cfg.methods] + (["nokd_long", "fm"] if cfg.function_matching else [])
+
+
+def _fm_views(cfg, data):
+    """The function-matching views as a :class:`tfkd.replay.ViewConfig` (per-example mixup, and shifts of up to a
+    tenth of the side for ``shift``), or None when ``--fm-noise`` needs a live teacher."""
+    from tfkd import replay
+
+    if not cfg.function_matching or cfg.fm_noise not in REPLAYED_NOISES:
+        return None
+    low, high = float(np.min(data.x_fit)), float(np.max(data.x_fit))
+    pad = max(1, round(0.1 * data.x_fit.shape[1])) if cfg.fm_noise == "shift" else 0
+    return replay.ViewConfig(seed=cfg.seed, pad=pad, mixup=cfg.fm_mixup,
+                             value_range=(low, high) if low < high else (low, low + 1.0))
 
 
 def _labels(cfg, searched=None):
@@ -145,7 +177,9 @@ def run(cfg: Config, ctx) -> dict:
     arms = _arms(cfg)
     sweep = [(t, a) for t in cfg.sweep_temperatures for a in cfg.sweep_alphas] if cfg.sweep else []
     auto = "auto" in cfg.methods
-    ctx.plan(["teacher", "teacher_logits"] + (["search/distilled", "search/labels"] if auto else [])
+    fm_views = _fm_views(cfg, data)
+    ctx.plan(["teacher", "teacher_logits"] + (["fm_views"] if fm_views else [])
+             + (["search/distilled", "search/labels"] if auto else [])
              + [f"{arm}/seed{s}" for s in range(cfg.seeds) for arm in arms]
              + [f"sweep/T{t:g}_a{a:g}" for t, a in sweep]
              + (["export"] if cfg.export else []))
@@ -153,6 +187,11 @@ def run(cfg: Config, ctx) -> dict:
     teacher_info = ctx.stage("teacher", lambda: common.teacher_stage(cfg, ctx, data))
     teacher = ctx.load_model("teacher")
     cache = common.logits_cache_stage(ctx, teacher, data)
+    replayed = replay_info = None
+    if fm_views is not None:  # one teacher pass per view epoch, shared by every seed (and --sweep-views arm)
+        replayed, replay_info = common.replay_stage(
+            ctx, teacher, data, fm_views, max(cfg.fm_epochs, cfg.epochs if cfg.sweep_views else 0), cache,
+            name="fm_views")
     searched = {kind: ctx.stage(f"search/{kind}", lambda kind=kind: _search(cfg, ctx, data, cache, kind))
                 for kind in ("distilled", "labels")} if auto else {}
 
@@ -182,19 +221,24 @@ def run(cfg: Config, ctx) -> dict:
         for method in cfg.methods:
             results[method].append(train(f"{method}/seed{s}", method_arm(method, s, seed)))
         if cfg.function_matching:
-            from tfkd import augment
-
-            view = augment.layer(cfg.fm_noise, mixup=cfg.fm_mixup, seed=seed)
             results["nokd_long"].append(train(f"nokd_long/seed{s}", Arm.labels_only(
                 f"nokd_long_seed{s}", seed, epochs=cfg.fm_epochs, teacher_test_pred=cache.test_pred)))
-            results["fm"].append(train(f"fm/seed{s}", Arm.live(
-                f"fm_seed{s}", seed, teacher, temperature=1.0, alpha=1.0, epochs=cfg.fm_epochs, augment=view,
-                teacher_test_pred=cache.test_pred)))
+            if replayed is not None:
+                fm = Arm.replayed(f"fm_seed{s}", seed, replayed, temperature=1.0, alpha=1.0, epochs=cfg.fm_epochs)
+            else:
+                from tfkd import augment
+
+                fm = Arm.live(f"fm_seed{s}", seed, teacher, temperature=1.0, alpha=1.0, epochs=cfg.fm_epochs,
+                              augment=augment.layer(cfg.fm_noise, mixup=cfg.fm_mixup, seed=seed),
+                              teacher_test_pred=cache.test_pred)
+            results["fm"].append(train(f"fm/seed{s}", fm))
 
     sweep_rows = []
     for t, a in sweep:
-        r = train(f"sweep/T{t:g}_a{a:g}", Arm.from_cache(
-            f"sweep_T{t:g}_a{a:g}", cfg.seed, cache, temperature=t, alpha=a, keep_model=False))
+        name = f"sweep_T{t:g}_a{a:g}"
+        arm = Arm.replayed(name, cfg.seed, replayed, temperature=t, alpha=a, keep_model=False) if cfg.sweep_views \
+            else Arm.from_cache(name, cfg.seed, cache, temperature=t, alpha=a, keep_model=False)
+        r = train(f"sweep/T{t:g}_a{a:g}", arm)
         sweep_rows.append((t, a, r["accuracy"]))
 
     labels = _labels(cfg, searched)
@@ -203,7 +247,17 @@ def run(cfg: Config, ctx) -> dict:
     export_info = ctx.stage("export", lambda: common.export_stage(cfg, ctx, data, f"{best_arm}_seed0")) \
         if cfg.export else None
 
-    return _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info)
+    teacher_work = _teacher_work(cfg, data, replay_info, len(sweep))
+    return _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info, teacher_work)
+
+
+def _teacher_work(cfg, data, replay_info, sweep_arms) -> dict | None:
+    """How many training views the teacher saw for the augmented arms, against a live teacher in every step."""
+    if replay_info is None:
+        return None
+    live = cfg.seeds * cfg.fm_epochs + (sweep_arms * cfg.epochs if cfg.sweep_views else 0)
+    return {**replay_info, "live_teacher_views": live * len(data.x_fit),
+            "arms": cfg.seeds + (sweep_arms if cfg.sweep_views else 0)}
 
 
 def _final_val(result) -> float:
@@ -327,7 +381,7 @@ def _export_lines(cfg, results, labels, best_arm) -> list:
     return lines
 
 
-def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info):
+def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm, export_info, teacher_work=None):
     from tfkd.recipes import common
 
     acc = {arm: [r["accuracy"] for r in rs] for arm, rs in results.items()}
@@ -356,6 +410,12 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
             "tied label-only training at the same budget" if delta == 0 else
             f"LOST to label-only training at the same budget by {-delta:.2f} points")
         summary.append(f"{labels[arm]} {verdict} (mean of {cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}).")
+    if teacher_work:
+        w = teacher_work
+        summary.append(f"function-matching views ({w['views']}) replayed: the teacher ran once over {w['epochs']} "
+                       f"epochs of them ({w['teacher_views']:,} views, {w['teacher_seconds']:.1f} s), shared by "
+                       f"{w['arms']} arm{'s' if w['arms'] > 1 else ''}; a live teacher would have seen "
+                       f"{w['live_teacher_views']:,}.")
     for arm in results:
         for note in dict.fromkeys(n for r in results[arm] for n in r.get("notes", [])):
             summary.append(f"{labels[arm]}: {note}.")
@@ -396,6 +456,7 @@ def _report(cfg, ctx, data, teacher_info, results, labels, sweep_rows, best_arm,
             "lead": _verdict_sentence(verdict, labels), "verdict": verdict, "summary": summary,
             "tables": tables, "figures": figures,
             "results": {"teacher": teacher_info, "arms": results, "sweep": sweep_rows, "export": export_info,
+                        "teacher_work": teacher_work,
                         "best_arm": best_arm, "export_arm": best_arm,
                         "val_accuracy": {arm: _mean_val(results, arm) for arm in results}}}
 

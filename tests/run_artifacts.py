@@ -3,7 +3,7 @@
 Shared by the kill/resume tests (test_recipe_compress, test_reliability, test_resume_exact): weights of every
 ``.keras``/``.h5`` file, arrays of ``.npz``/``.npy`` files, exported ``.tflite`` bytes (sha256), the results in
 ``report.json`` and ``state.json``, CSV/JSON logs as text. Timings are left out: TensorBoard event files, the
-exported model's measured latency, report.md's run time; plots are checked for presence only.
+exported model's measured latency, a teacher pass's seconds, report.md's run time; plots are checked for presence only.
 """
 
 import hashlib
@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-_TIMED_KEYS = ("latency_ms",)
+_TIMED_KEYS = ("latency_ms", "teacher_seconds")
 
 
 def h5_arrays(source) -> dict:

@@ -55,7 +55,12 @@ def test_compress_writes_every_artifact_and_an_honest_report(compress_run):
     assert "alpha" not in arms["kd"][0]["history"]  # constant alpha: no schedule ran
     # Honest summary: each KD arm is said to beat, tie or lose to NoKD with the measured difference.
     md = (out / "report.md").read_text()
-    assert arms["fm"][0]["taught_by"] == "plain_cnn_2"  # function matching uses the live teacher, not the cache
+    # function matching trains on replayed views: the teacher ran once over its 3 view epochs, before any arm
+    assert arms["fm"][0]["taught_by"].startswith("replayed views ")
+    work = report["results"]["teacher_work"]
+    n_fit = 1348  # 1500 minus the stratified 10 % validation split
+    assert work["teacher_views"] == 3 * n_fit and work["live_teacher_views"] == work["teacher_views"]
+    assert "mixed_view_accuracy" in arms["fm"][0]["history"]  # mixup: clean-image names only for validation
     for arm, base in (("kd", "nokd"), ("kd_decay", "nokd"), ("fm", "nokd_long")):
         delta = (arm_acc := arms[arm][0]["accuracy"]) - arms[base][0]["accuracy"]
         word = "beat label-only" if delta > 0 else ("tied label-only" if delta == 0 else "LOST to label-only")
@@ -176,6 +181,32 @@ def test_kill_9_mid_stage_then_resume_completes_without_redoing_finished_stages(
     assert len(report["results"]["arms"]["fm"][0]["history"]["loss"]) == 3  # nothing finished was lost
     assert_same(artifacts(out), artifacts(compress_run[0]))
     assert report["verdict"] == json.loads((compress_run[0] / "report.json").read_text())["verdict"]
+
+
+def test_sweep_on_replayed_views_shares_one_teacher_pass(tmp_path, data_dir):
+    """``--sweep --sweep-views``: the sweep arms and the function-matching arm train on the same replayed views,
+    whose logits the teacher computed once (stage fm_views); no arm runs a teacher of its own."""
+    out = tmp_path / "sweep"
+    proc = _run(["compress", "--dataset", "mnist", "--n-train", "600", "--n-test", "200", "--teacher", "plain_cnn:2",
+                 "--student", "mlp:16", "--teacher-epochs", "2", "--epochs", "2", "--fm-epochs", "3",
+                 "--fm-noise", "shift", "--methods", "kd", "--sweep", "--sweep-temperatures", "2,4",
+                 "--sweep-alphas", "0.5", "--sweep-views", "--no-export", "--data-dir", str(data_dir),
+                 "--out", str(out)])
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    work, n_fit = report["results"]["teacher_work"], 540
+    assert work["epochs"] == 3 and work["teacher_views"] == 3 * n_fit and work["arms"] == 3
+    assert work["live_teacher_views"] == (3 + 2 * 2) * n_fit  # what a live teacher in every arm's step would see
+    assert "shifts up to 3 px" in work["views"]
+    state = json.loads((out / "state.json").read_text())["stages"]
+    taught = {state[f"sweep/T{t}_a0.5"]["result"]["taught_by"] for t in (2, 4)}
+    assert taught == {report["results"]["arms"]["fm"][0]["taught_by"]}  # one cache, one binding
+    assert "replayed: the teacher ran once over 3 epochs" in (out / "report.md").read_text()
+    # views a stateful Keras layer draws cannot be replayed: refused before any work
+    bad = tmp_path / "bad"
+    assert runner.main(["compress", "--sweep", "--sweep-views", "--fm-noise", "simple", "--out", str(bad)]) == 2
+    assert not bad.exists()
 
 
 def test_config_is_validated_before_any_training(tmp_path):
