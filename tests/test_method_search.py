@@ -83,3 +83,38 @@ def test_both_searches_run_the_same_budget_and_the_best_trial_is_reported(digits
     again.search()
     assert tuning.best_setting(again) == results["labels"]
     assert 0.0 < results["labels"]["val_accuracy"] <= 1.0 and np.isfinite(results["kd"]["val_accuracy"])
+
+
+def test_trials_on_replayed_views_train_on_the_cached_view_logits_without_a_teacher(digits_split):
+    """A search over a :class:`tfkd.replay.ReplayCache`: every trial trains on the augmented views whose teacher
+    logits were computed once (epoch e on view epoch e), validates on the clean images, and cannot train past the
+    epochs the cache holds."""
+    import keras
+    import keras_tuner
+
+    from tfkd import replay
+
+    d, _, val_cache = digits_split
+    keras.utils.set_random_seed(0)
+    teacher = models.build("plain_cnn:2", d.input_shape, 10, seed=0)
+    teacher.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(d.x_fit, d.y_fit, epochs=5, verbose=0)
+    views = replay.compute_replay_cache(teacher, d.x_fit, views=replay.ViewConfig(seed=1, pad=1, mixup=0.2),
+                                        epochs=4)
+    kd = _hp(method="kd", lr=1e-2, kd_temperature=4.0, kd_alpha=0.5)
+    search = tuning.MethodSearch("mlp:16", views, val_cache, d, methods=("kd",), epochs=4, seed=0)
+    model = search.build(kd)
+    assert model.teacher is None  # the trial has no teacher to run: its soft targets are the cached view logits
+    score = search.fit(kd, model)
+    assert 0.3 < score["val_accuracy"] <= 1.0  # well above chance (0.1) after 4 epochs
+    seen = []
+    search.fit(kd, search.build(kd), callbacks=[keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(epoch))])
+    assert seen == [0, 1, 2, 3]
+    sizes = tuning.DistilledStudent(tuning.SearchSpace(family="mlp", mlp_widths=(16,), mlp_layers=(1,)), views,
+                                    val_cache, d, lr=1e-2)
+    hp = keras_tuner.HyperParameters()
+    assert 0.3 < sizes.fit(hp, sizes.build(hp), epochs=4)["val_accuracy"] <= 1.0
+    longer = tuning.MethodSearch("mlp:16", views, val_cache, d, methods=("kd",), epochs=5, seed=0)
+    with pytest.raises(Exception, match="replay cache holds epochs 0..3: the teacher never saw those views"):
+        longer.fit(kd, longer.build(kd))

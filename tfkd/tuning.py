@@ -80,11 +80,35 @@ def _hypermodel_base():
     return _kt().HyperModel
 
 
+def _fit_arguments(fit_cache, val_cache, data, batch_size, seed) -> dict:
+    """``model.fit`` arguments of one trial: ``data.x_fit`` with the cached logits of a
+    :class:`tfkd.teachers.TeacherCache`, or a :class:`tfkd.replay.ReplayCache`'s augmented views of it (epoch ``e``
+    on view epoch ``e``), paired with the logits the teacher gave those views: no trial runs the teacher. Validation
+    is on the clean ``data.x_val`` and ``val_cache``'s logits (one-hot labels under mixup, like the training ones)."""
+    from tfkd.replay import ReplayCache, ReplayEpoch
+
+    val_inputs = val_cache.inputs(data.x_val)
+    if isinstance(fit_cache, ReplayCache):
+        ds = fit_cache.dataset(data.x_fit, data.y_fit, batch_size=batch_size, shuffle_seed=seed)
+        y_val = np.eye(fit_cache.num_classes, dtype="float32")[data.y_val] if fit_cache.views.mixup else data.y_val
+        return {"x": ds, "shuffle": False, "validation_data": (val_inputs, y_val), "callbacks": [ReplayEpoch(ds)]}
+    return {"x": fit_cache.inputs(data.x_fit), "y": data.y_fit, "batch_size": batch_size,
+            "validation_data": (val_inputs, data.y_val), "callbacks": []}
+
+
+def _fit(model, arguments, callbacks, **kwargs):
+    arguments = dict(arguments)
+    own = arguments.pop("callbacks")
+    return model.fit(**arguments, callbacks=[*own, *(callbacks or [])], **kwargs)
+
+
 class DistilledStudent(_hypermodel_base()):
     """A HyperModel whose trials distil from cached teacher logits; objective: the student's validation accuracy.
 
     ``fit_cache``/``val_cache`` are :class:`tfkd.teachers.TeacherCache` objects for ``data.x_fit``/``data.x_val``
-    (any object with ``x_fit, y_fit, x_val, y_val, input_shape, num_classes``).
+    (any object with ``x_fit, y_fit, x_val, y_val, input_shape, num_classes``). ``fit_cache`` may instead be a
+    :class:`tfkd.replay.ReplayCache` of ``data.x_fit``: every trial then trains on the same replayed augmented views,
+    whose teacher logits were computed once for the whole search.
 
     ``measure(model, latency) -> dict`` gives a candidate's TFLite facts (``float32_bytes``, ``int8_bytes`` and,
     when ``latency`` is true, ``latency_ms``); it is needed only when ``budget`` limits a TFLite size or latency.
@@ -129,10 +153,9 @@ class DistilledStudent(_hypermodel_base()):
         return distiller
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        history = model.fit(self.fit_cache.inputs(self.data.x_fit), self.data.y_fit, epochs=kwargs.get("epochs", 1),
-                            initial_epoch=kwargs.get("initial_epoch", 0), batch_size=self.batch_size,
-                            validation_data=(self.val_cache.inputs(self.data.x_val), self.data.y_val),
-                            callbacks=callbacks, verbose=kwargs.get("verbose", 0))
+        arguments = _fit_arguments(self.fit_cache, self.val_cache, self.data, self.batch_size, self.seed)
+        history = _fit(model, arguments, callbacks, epochs=kwargs.get("epochs", 1),
+                       initial_epoch=kwargs.get("initial_epoch", 0), verbose=kwargs.get("verbose", 0))
         facts = getattr(model, "tfkd_facts", None) or self._facts(model)
         val = float(history.history["val_accuracy"][-1])
         # A latency-infeasible candidate still reports its accuracy, but scores 0 so it cannot be chosen.
@@ -346,7 +369,8 @@ class MethodSearch(_hypermodel_base()):
     student's final validation accuracy after ``epochs`` (the same budget the chosen setting is then trained with).
 
     Every trial distils from cached teacher logits (``fit_cache``/``val_cache``), so the teacher runs once for the
-    whole search. ``methods`` are names of :data:`tfkd.terms.LOGIT_METHODS`.
+    whole search; ``fit_cache`` may be a :class:`tfkd.replay.ReplayCache` (augmented views, replayed), as in
+    :class:`DistilledStudent`. ``methods`` are names of :data:`tfkd.terms.LOGIT_METHODS`.
     """
 
     def __init__(self, student_spec, fit_cache, val_cache, data, *, methods=("kd", "kd_std", "dkd", "dist"),
@@ -375,9 +399,8 @@ class MethodSearch(_hypermodel_base()):
         return distiller
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        history = model.fit(self.fit_cache.inputs(self.data.x_fit), self.data.y_fit, epochs=self.epochs,
-                            batch_size=self.batch_size, callbacks=callbacks, verbose=0,
-                            validation_data=(self.val_cache.inputs(self.data.x_val), self.data.y_val))
+        arguments = _fit_arguments(self.fit_cache, self.val_cache, self.data, self.batch_size, self.seed)
+        history = _fit(model, arguments, callbacks, epochs=self.epochs, verbose=0)
         return {"val_accuracy": float(history.history["val_accuracy"][-1])}
 
 
