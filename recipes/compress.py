@@ -46,7 +46,7 @@ DESCRIPTION = ("teacher -> student: labels only vs KD, KD + alpha decay, DKD, DI
 
 
 FM_NOISES = ("none", "shift", "simple", "randaugment")
-REPLAYED_NOISES = ("none", "shift")  # expressible as a tfkd.replay.ViewConfig
+REPLAYED_NOISES = ("none", "shift")  # expressible as a tfkd.replay.ViewConfig (recipes.common.REPLAYED_VIEWS)
 
 
 @dataclasses.dataclass
@@ -118,16 +118,13 @@ def _arms(cfg) -> list:
 
 
 def _fm_views(cfg, data):
-    """The function-matching views as a :class:`tfkd.replay.ViewConfig` (per-example mixup, and shifts of up to a
-    tenth of the side for ``shift``), or None when ``--fm-noise`` needs a live teacher."""
-    from tfkd import replay
+    """The function-matching views as a :class:`tfkd.replay.ViewConfig`, or None when ``--fm-noise`` needs a live
+    teacher."""
+    from tfkd.recipes import common
 
     if not cfg.function_matching or cfg.fm_noise not in REPLAYED_NOISES:
         return None
-    low, high = float(np.min(data.x_fit)), float(np.max(data.x_fit))
-    pad = max(1, round(0.1 * data.x_fit.shape[1])) if cfg.fm_noise == "shift" else 0
-    return replay.ViewConfig(seed=cfg.seed, pad=pad, mixup=cfg.fm_mixup,
-                             value_range=(low, high) if low < high else (low, low + 1.0))
+    return common.replay_views(cfg.fm_noise, data, seed=cfg.seed, mixup=cfg.fm_mixup)
 
 
 def _labels(cfg, searched=None):

@@ -50,6 +50,10 @@ class Config(RecipeConfig):
     ta_candidates: typing.List[str] = field(["plain_cnn:4"], "TA search: assistant specs")
     ta_epochs: int = field(3, "TA search: epochs per link (and for the heuristic's stand-alone models)")
     val_fraction: float = field(0.1, "share of the training set held out to score trials")
+    views: str = field("none", "what student trials train on: none (the fixed training images) or shift (random "
+                               "shifts up to a tenth of the side, replayed: the teacher runs once over --max-epochs "
+                               "epochs of views for the whole search)")
+    views_mixup: float = field(0.0, "per-example mixup Beta parameter of the trials' views (0 = off; replayed)")
     export: bool = field(False, "export the best student to TFLite")
 
     def validate(self):
@@ -62,6 +66,11 @@ class Config(RecipeConfig):
             raise ValueError(f"max_trials={self.max_trials} must be > 0.")
         if self.family not in ("plain_cnn", "resnet_cifar", "mlp", "mobile_cnn"):
             raise ValueError(f"family={self.family!r}; expected plain_cnn, resnet_cifar, mlp or mobile_cnn.")
+        from tfkd.recipes.common import REPLAYED_VIEWS
+
+        if self.views not in REPLAYED_VIEWS or self.views_mixup < 0:
+            raise ValueError(f"views={self.views!r} must be one of {', '.join(REPLAYED_VIEWS)} and "
+                             f"views_mixup={self.views_mixup} >= 0.")
 
 
 def tflite_facts(model, latency=False) -> dict:
@@ -96,12 +105,13 @@ def budget(cfg):
     return Budget(cfg.max_params, cfg.max_float32_bytes, cfg.max_int8_bytes, cfg.max_latency_ms)
 
 
-def student_search_stage(cfg, ctx, data, caches):
+def student_search_stage(cfg, ctx, data, caches, views=None):
+    """The keras-tuner search; trials train on ``views`` (:class:`common.ReplayedViews`) when given."""
     from tfkd import tuning
 
     space = tuning.SearchSpace(cfg.family, tuple(cfg.depths), tuple(cfg.width_multipliers), tuple(cfg.mlp_widths),
                                tuple(cfg.mlp_layers), tuple(cfg.temperatures), tuple(cfg.alphas))
-    hm = tuning.DistilledStudent(space, caches.fit, caches.val, data, budget=budget(cfg), temperature=cfg.temperature,
+    hm = tuning.DistilledStudent(space, views.fit if views is not None else caches.fit, caches.val, data, budget=budget(cfg), temperature=cfg.temperature,
                                  alpha=cfg.alpha, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
                                  measure=tflite_facts)
     tuner = tuning.make_tuner(cfg.tuner, hm, directory=ctx.dir / "tuner", max_trials=cfg.max_trials,
@@ -146,19 +156,26 @@ def run(cfg: Config, ctx) -> dict:
     from tfkd.recipes import common
 
     data = common.load_data(cfg)
-    ctx.plan(["teacher", "teacher_logits", "student_search"] + (["ta_search"] if cfg.ta_search else [])
+    ctx.plan(["teacher", "teacher_logits"] + (["trial_views"] if cfg.views != "none" or cfg.views_mixup else [])
+             + ["student_search"] + (["ta_search"] if cfg.ta_search else [])
              + (["export"] if cfg.export else []))
     teacher = ctx.stage("teacher", lambda: common.teacher_stage(cfg, ctx, data))
     caches = common.logits_cache_stage(ctx, ctx.load_model("teacher"), data)
-    search = ctx.stage("student_search", lambda: student_search_stage(cfg, ctx, data, caches))
+    views = views_info = None
+    if cfg.views != "none" or cfg.views_mixup:  # one teacher pass per view epoch, for every trial
+        views, views_info = common.replay_stage(
+            ctx, ctx.load_model("teacher"), data, common.replay_views(cfg.views, data, seed=cfg.seed,
+                                                                      mixup=cfg.views_mixup), cfg.max_epochs,
+            caches, name="trial_views")
+    search = ctx.stage("student_search", lambda: student_search_stage(cfg, ctx, data, caches, views))
     ta = ctx.stage("ta_search", lambda: ta_search_stage(cfg, ctx, data, caches, teacher["accuracy"])) \
         if cfg.ta_search else None
     export_info = ctx.stage("export", lambda: common.export_stage(cfg, ctx, data, "best_student")) if cfg.export \
         else None
-    return _report(cfg, ctx, data, teacher, search, ta, export_info)
+    return _report(cfg, ctx, data, teacher, search, ta, export_info, views_info)
 
 
-def _report(cfg, ctx, data, teacher, search, ta, export_info):
+def _report(cfg, ctx, data, teacher, search, ta, export_info, views_info=None):
     rows = search["trials"]
     frontier_ids = {r["trial"] for r in search["frontier"]}
     hp_keys = sorted({k for r in rows for k in r["hp"]})
@@ -175,6 +192,10 @@ def _report(cfg, ctx, data, teacher, search, ta, export_info):
                f"best student {_hp(search['best_hyperparameters'])}: test accuracy "
                f"{search['best_test_accuracy']:.4f}; "
                f"{len(search['frontier'])} point(s) on the accuracy-vs-size frontier."]
+    if views_info:
+        summary.append(f"trials trained on replayed views ({views_info['views']}): the teacher ran once over "
+                       f"{views_info['epochs']} epochs of them ({views_info['teacher_views']:,} views) for all "
+                       f"{len(rows)} trials; validation on the clean images.")
     tables = [{"title": f"Trials ({cfg.tuner})", "columns": ["trial", *hp_keys, "params", "val accuracy", "note"],
                "rows": table}]
     if ta:
@@ -187,7 +208,8 @@ def _report(cfg, ctx, data, teacher, search, ta, export_info):
                                  f"{ta['standalone_accuracy'][r['hp']['assistant']]:.4f}"] for r in ta["trials"]]})
     return {"title": f"tune: {cfg.family} students for {cfg.teacher} on {cfg.dataset}", "summary": summary,
             "tables": tables, "figures": [{"title": "frontier", "path": ctx.relative(figure)}],
-            "results": {"teacher": teacher, "search": search, "ta_search": ta, "export": export_info}}
+            "results": {"teacher": teacher, "search": search, "ta_search": ta, "export": export_info,
+                        "trial_views": views_info}}
 
 
 def _hp(values):

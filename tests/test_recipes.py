@@ -147,8 +147,17 @@ def test_tune_budget_frontier_resume_and_ta_search(tmp_path, data_dir, resume):
             "--max-params", "20000"]
     if not resume:
         args += ["--ta-search", "--student", "mlp:8", "--ta-candidates", "mlp:32,plain_cnn:2", "--ta-epochs", "1"]
+    else:  # the trials train on replayed augmented views: one teacher pass over them for the whole search
+        args += ["--views", "shift", "--views-mixup", "0.2"]
     out, report = _run(tmp_path, data_dir, "tune", *args)
     search = report["results"]["search"]
+    views = report["results"]["trial_views"]
+    if resume:
+        n_fit = len(np.load(out / "cache" / "teacher_logits_fit.npz")["logits"])
+        assert views["epochs"] == 1 and views["teacher_views"] == n_fit and "shifts up to 3 px" in views["views"]
+        assert "trials trained on replayed views" in (out / "report.md").read_text()
+    else:
+        assert views is None
     refused = [r for r in search["trials"] if "FAILED" in r["status"]]
     trained = [r for r in search["trials"] if "val_accuracy" in r]
     # mlp:64 on 28x28 has 50,890 params > 20,000: refused before training; mlp:8 fits.
@@ -169,7 +178,9 @@ def test_tune_budget_frontier_resume_and_ta_search(tmp_path, data_dir, resume):
         ctx = runner.RunContext(out, "tune", cfg)
         data = common.load_data(cfg)
         caches = common.logits_cache_stage(ctx, ctx.load_model("teacher"), data)
-        again = tune.student_search_stage(cfg, ctx, data, caches)
+        views, _ = common.replay_stage(ctx, ctx.load_model("teacher"), data, common.replay_views(
+            cfg.views, data, seed=cfg.seed, mixup=cfg.views_mixup), cfg.max_epochs, caches, name="trial_views")
+        again = tune.student_search_stage(cfg, ctx, data, caches, views)
         assert len(again["trials"]) == hm_trials  # no new trials: the oracle state was reloaded
         assert tuning.pareto_frontier(again["trials"]) == again["frontier"]
     else:
