@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from tfkd.recipes import plots
+from tfkd.recipes.common import REPLAYED_VIEWS
 from tfkd.recipes.config import RecipeConfig, field
 from tfkd.recipes.report import mean_std
 
@@ -45,8 +46,7 @@ DESCRIPTION = ("teacher -> student: labels only vs KD, KD + alpha decay, DKD, DI
                "at, rkd, sp) vs function matching; TFLite export")
 
 
-FM_NOISES = ("none", "shift", "simple", "randaugment")
-REPLAYED_NOISES = ("none", "shift")  # expressible as a tfkd.replay.ViewConfig (recipes.common.REPLAYED_VIEWS)
+FM_NOISES = (*REPLAYED_VIEWS, "simple", "randaugment")
 
 
 @dataclasses.dataclass
@@ -104,10 +104,10 @@ class Config(RecipeConfig):
         if self.fm_epochs <= 0 or self.fm_mixup < 0 or self.fm_noise not in FM_NOISES:
             raise ValueError(f"fm_epochs={self.fm_epochs} must be > 0, fm_mixup={self.fm_mixup} >= 0 and "
                              f"fm_noise={self.fm_noise!r} one of {', '.join(FM_NOISES)}.")
-        if self.sweep_views and not (self.sweep and self.function_matching and self.fm_noise in REPLAYED_NOISES):
+        if self.sweep_views and not (self.sweep and self.function_matching and self.fm_noise in REPLAYED_VIEWS):
             raise ValueError(f"sweep_views=True trains the --sweep arms on the function-matching arm's replayed "
                              f"views: it needs --sweep (got {self.sweep}), --function-matching (got "
-                             f"{self.function_matching}) and --fm-noise {' or '.join(REPLAYED_NOISES)} (got "
+                             f"{self.function_matching}) and --fm-noise {' or '.join(REPLAYED_VIEWS)} (got "
                              f"{self.fm_noise!r}).")
 
 
@@ -122,7 +122,7 @@ def _fm_views(cfg, data):
     teacher."""
     from tfkd.recipes import common
 
-    if not cfg.function_matching or cfg.fm_noise not in REPLAYED_NOISES:
+    if not cfg.function_matching or cfg.fm_noise not in REPLAYED_VIEWS:
         return None
     return common.replay_views(cfg.fm_noise, data, seed=cfg.seed, mixup=cfg.fm_mixup)
 

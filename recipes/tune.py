@@ -111,7 +111,8 @@ def student_search_stage(cfg, ctx, data, caches, views=None):
 
     space = tuning.SearchSpace(cfg.family, tuple(cfg.depths), tuple(cfg.width_multipliers), tuple(cfg.mlp_widths),
                                tuple(cfg.mlp_layers), tuple(cfg.temperatures), tuple(cfg.alphas))
-    hm = tuning.DistilledStudent(space, views.fit if views is not None else caches.fit, caches.val, data, budget=budget(cfg), temperature=cfg.temperature,
+    fit_logits = views.fit if views is not None else caches.fit  # replayed augmented views, or the fixed images
+    hm = tuning.DistilledStudent(space, fit_logits, caches.val, data, budget=budget(cfg), temperature=cfg.temperature,
                                  alpha=cfg.alpha, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
                                  measure=tflite_facts)
     tuner = tuning.make_tuner(cfg.tuner, hm, directory=ctx.dir / "tuner", max_trials=cfg.max_trials,
@@ -160,13 +161,13 @@ def run(cfg: Config, ctx) -> dict:
              + ["student_search"] + (["ta_search"] if cfg.ta_search else [])
              + (["export"] if cfg.export else []))
     teacher = ctx.stage("teacher", lambda: common.teacher_stage(cfg, ctx, data))
-    caches = common.logits_cache_stage(ctx, ctx.load_model("teacher"), data)
+    teacher_model = ctx.load_model("teacher")
+    caches = common.logits_cache_stage(ctx, teacher_model, data)
     views = views_info = None
     if cfg.views != "none" or cfg.views_mixup:  # one teacher pass per view epoch, for every trial
         views, views_info = common.replay_stage(
-            ctx, ctx.load_model("teacher"), data, common.replay_views(cfg.views, data, seed=cfg.seed,
-                                                                      mixup=cfg.views_mixup), cfg.max_epochs,
-            caches, name="trial_views")
+            ctx, teacher_model, data, common.replay_views(cfg.views, data, seed=cfg.seed, mixup=cfg.views_mixup),
+            cfg.max_epochs, caches, name="trial_views")
     search = ctx.stage("student_search", lambda: student_search_stage(cfg, ctx, data, caches, views))
     ta = ctx.stage("ta_search", lambda: ta_search_stage(cfg, ctx, data, caches, teacher["accuracy"])) \
         if cfg.ta_search else None

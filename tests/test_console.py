@@ -138,8 +138,9 @@ def test_tfkd_run_in_a_log_is_short_and_free_of_tensorflow_noise(tmp_path, data_
     noise = [line for line in proc.stderr.splitlines() if any(n in line for n in _NOISE)]
     assert not noise, proc.stderr
     stage_lines = [line for line in lines if line.startswith("[")]
-    assert len(stage_lines) == 7 and all(": finished in " in line for line in stage_lines), stage_lines
-    assert "| nokd_seed0: 1 epochs in " in stage_lines[2] and "val_accuracy" in stage_lines[2]
+    assert len(stage_lines) == 8 and all(": finished in " in line for line in stage_lines), stage_lines
+    assert "] fm_views: finished in " in stage_lines[2]  # the teacher's one pass over the replayed views
+    assert "| nokd_seed0: 1 epochs in " in stage_lines[3] and "val_accuracy" in stage_lines[3]
     assert "epoch 1/" not in proc.stdout and "Also in report.md:" in proc.stdout
     report = json.loads((out / "report.json").read_text())
     # Label metrics on mixed (mixup) images are renamed, and the report says why.
