@@ -9,6 +9,7 @@
     python -m benchmarks.methods              # every distillation method vs NoKD and KD -> results/methods.{json,md}
     python -m benchmarks.export_quality       # one MNIST student in every format (+ --tfmot) -> results/export_mnist*
     python -m benchmarks.sweep_time           # a T x alpha sweep on replayed views -> results/sweep_time.{json,md}
+    python -m benchmarks.fm_arm               # compress's function-matching arm: live vs replayed -> results/fm_arm.*
     tfkd bench step_time --smoke              # the same through the tfkd command (tiny budget)
 
 Order for a full refresh: ``accuracy``, then ``export_students`` (it exports the accuracy runs' students), then
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "hinton": "Hinton et al. (2015) MNIST nets: teacher, student alone, distilled (T, alpha chosen on validation)",
     "digits_student": "the main job's digits pair with a tuned labels-only baseline vs KD and function matching",
     "sweep_time": "an 8-arm T x alpha sweep on augmented views: teacher outputs replayed once vs keras.distillation",
+    "fm_arm": "the main job's function-matching arm through the recipe: live teacher vs replayed views vs labels",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 

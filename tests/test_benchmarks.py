@@ -16,7 +16,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
-from benchmarks import accuracy, digits_student, export_students, hinton, methods, step_time, teachers  # noqa: E402
+from benchmarks import (  # noqa: E402
+    accuracy, digits_student, export_students, fm_arm, hinton, methods, step_time, teachers)
 from tfkd import training  # noqa: E402
 
 
@@ -99,6 +100,18 @@ def test_hinton_smoke_chooses_on_validation_and_counts_errors_paired_by_seed(tmp
     removed = [a - k for a, k in zip(result["student_alone"]["test_errors"], result["distilled"]["test_errors"])]
     assert result["errors_removed"]["mean"] == sum(removed) / 2
     assert "Target >= 50 %" in (tmp_path / "hinton_smoke.md").read_text()
+
+
+def test_fm_arm_smoke_times_every_arm_through_the_recipe_and_costs_the_seeds(tmp_path):
+    assert fm_arm.main(["--smoke", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "fm_arm_smoke.json").read_text())["result"]
+    assert set(result["times"]) == set(fm_arm.ARMS) and all(len(v) == 1 for v in result["times"].values())
+    med = result["median_s"]
+    for seeds, row in result["seeds"].items():
+        assert row["replayed"] == pytest.approx(med["views"] + int(seeds) * med["replayed"])
+        assert row["ratio"] == pytest.approx(row["replayed"] / (int(seeds) * med["live"]))
+    assert all(0.0 <= a <= 1.0 for v in result["accuracy"].values() for a in v)
+    assert "replayed / live" in (tmp_path / "fm_arm_smoke.md").read_text()
 
 
 def test_digits_student_smoke_pairs_every_arm_with_the_tuned_baseline(tmp_path):

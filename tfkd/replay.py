@@ -609,9 +609,12 @@ def compute_replay_cache(teacher, x, *, views=None, seed=None, epochs, batch_siz
     forward = tf.function(lambda v: teacher(v, training=False), reduce_retracing=True)
     epochs_logits = []
     t0 = time.perf_counter()
+    # one pipeline for all epochs, its epoch variable set before each: building one per epoch cost more than a
+    # small teacher's forward over the epoch
+    ds = _pipeline(x, None, views, epoch=None, batch_size=batch_size, shuffle=False, shuffle_seed=0,
+                   drop_remainder=False, autotune=True)
     for e in range(int(epochs)):
-        ds = _pipeline(x, None, views, epoch=e, batch_size=batch_size, shuffle=False, shuffle_seed=0,
-                       drop_remainder=False, autotune=True)
+        getattr(ds, rng.EPOCH_ATTR).assign(e)
         chunks = [np.asarray(forward(batch), np.float32) for batch in ds]
         logits = np.concatenate(chunks)
         if logits.ndim != 2 or len(logits) != len(x):
