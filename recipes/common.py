@@ -230,7 +230,7 @@ class ReplayedViews:
     clean: LogitsCache
 
 
-def replay_stage(ctx, teacher, data: Data, views, epochs, clean: LogitsCache, name="replay") -> dict:
+def replay_stage(ctx, teacher, data: Data, views, epochs, clean: LogitsCache, name="replay") -> tuple:
     """Run the teacher once over ``epochs`` epochs of replayed ``views`` of the fit set (:mod:`tfkd.replay`).
 
     The logits go to ``cache/<name>.npz``, bound to the teacher, the data, the views and the epochs: a resumed run
@@ -265,7 +265,7 @@ class Arm:
     - :meth:`from_cache`: distilled from a :class:`LogitsCache` (teacher logits computed once);
     - :meth:`live`: distilled from a live teacher model (feature methods, or a teacher that sees augmented views);
     - :meth:`replayed`: distilled from :class:`ReplayedViews` (augmented views whose teacher logits were computed
-      once, :mod:`tfkd.replay`): an augmented arm at the cost of a cached one.
+      once, :mod:`tfkd.replay`), so seeds, sweep arms and trials on the same views share one teacher pass.
 
     ``name`` names the run's model, checkpoint and log folders; ``spec`` and ``epochs`` default to the config's
     ``student`` and ``epochs``. ``teacher_test_pred`` (the teacher's test predictions) gives the arm's agreement
