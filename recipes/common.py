@@ -405,12 +405,10 @@ def student_stage(cfg, ctx, data: Data, arm: Arm) -> dict:
             # the pipeline orders, batches and views itself, and under mixup yields mixed one-hot labels
             x, y, batch_size, live = views.dataset(data.x_fit, data.y_fit, batch_size=cfg.batch_size,
                                                    shuffle_seed=seed), None, None, None
-            y_val = data.y_val
-            if views.views.mixup:  # one-hot like the training labels, so one compiled accuracy serves both
-                y_val = np.eye(views.num_classes, dtype="float32")[data.y_val]
+            if views.views.mixup:
                 callbacks.insert(0, mixed_view_metrics())
                 notes.append(MIXED_VIEW_NOTE)
-            val = (arm.teacher.clean.val.inputs(data.x_val), y_val)
+            val = (arm.teacher.clean.val.inputs(data.x_val), views.labels(data.y_val))
             taught_by = f"replayed views {views.binding}"
         else:
             x, val, live = data.x_fit, (data.x_val, data.y_val), arm.teacher

@@ -10,7 +10,7 @@ and consistent": a live teacher and the student see the same random view of ever
 alpha=1, over a longer schedule ``--fm-epochs``), with its own label-only baseline trained for the same longer
 schedule, so the comparison stays fair. Its views (``--fm-noise none`` or ``shift``, with per-example mixup) are
 *replayed* (:mod:`tfkd.replay`): a pure function of (seed, epoch, example), so the teacher runs once over every
-epoch's views and every seed trains on those logits, at the cost of a cached-logit epoch; ``simple`` and
+epoch's views and every seed (and ``--sweep-views`` arm) trains on those logits; ``simple`` and
 ``randaugment`` views come from stateful Keras layers and need the live teacher in every step. Optional ``--sweep``
 over temperature x alpha (seed 0), on the fixed images or, with ``--sweep-views``, on the same replayed views. The
 student with

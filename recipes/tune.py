@@ -157,14 +157,15 @@ def run(cfg: Config, ctx) -> dict:
     from tfkd.recipes import common
 
     data = common.load_data(cfg)
-    ctx.plan(["teacher", "teacher_logits"] + (["trial_views"] if cfg.views != "none" or cfg.views_mixup else [])
+    replayed = cfg.views != "none" or cfg.views_mixup > 0  # trials on replayed views: one teacher pass over them
+    ctx.plan(["teacher", "teacher_logits"] + (["trial_views"] if replayed else [])
              + ["student_search"] + (["ta_search"] if cfg.ta_search else [])
              + (["export"] if cfg.export else []))
     teacher = ctx.stage("teacher", lambda: common.teacher_stage(cfg, ctx, data))
     teacher_model = ctx.load_model("teacher")
     caches = common.logits_cache_stage(ctx, teacher_model, data)
     views = views_info = None
-    if cfg.views != "none" or cfg.views_mixup:  # one teacher pass per view epoch, for every trial
+    if replayed:
         views, views_info = common.replay_stage(
             ctx, teacher_model, data, common.replay_views(cfg.views, data, seed=cfg.seed, mixup=cfg.views_mixup),
             cfg.max_epochs, caches, name="trial_views")

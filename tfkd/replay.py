@@ -500,6 +500,12 @@ class ReplayCache:
             raise ValueError(f"epoch={epoch} is outside the replay cache, which holds view epochs "
                              f"0..{self.epochs - 1}: the teacher never saw epoch {epoch}'s views.")
 
+    def labels(self, y) -> np.ndarray:
+        """Class indices ``y`` in the form :meth:`dataset` yields them: one-hot float32 rows under mixup (so one
+        compiled accuracy serves training and clean-image validation alike), else unchanged."""
+        y = np.asarray(y)
+        return np.eye(self.num_classes, dtype="float32")[y] if self.views.mixup else y
+
     def logits_for(self, epoch) -> np.ndarray:
         """Epoch ``epoch``'s logits as float32 ``[examples, classes]``, example ``i`` in row ``i``."""
         self._check_epoch(epoch)

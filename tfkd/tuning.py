@@ -80,26 +80,21 @@ def _hypermodel_base():
     return _kt().HyperModel
 
 
-def _fit_arguments(fit_cache, val_cache, data, batch_size, seed) -> dict:
-    """``model.fit`` arguments of one trial: ``data.x_fit`` with the cached logits of a
-    :class:`tfkd.teachers.TeacherCache`, or a :class:`tfkd.replay.ReplayCache`'s augmented views of it (epoch ``e``
-    on view epoch ``e``), paired with the logits the teacher gave those views: no trial runs the teacher. Validation
-    is on the clean ``data.x_val`` and ``val_cache``'s logits (one-hot labels under mixup, like the training ones)."""
+def _fit(model, fit_cache, val_cache, data, batch_size, seed, callbacks=None, **kwargs):
+    """``model.fit`` of one trial: ``data.x_fit`` with the cached logits of a :class:`tfkd.teachers.TeacherCache`,
+    or a :class:`tfkd.replay.ReplayCache`'s augmented views of it (epoch ``e`` on view epoch ``e``) paired with the
+    logits the teacher gave those views: no trial runs the teacher. Validation is on the clean ``data.x_val`` with
+    ``val_cache``'s logits."""
     from tfkd.replay import ReplayCache, ReplayEpoch
 
     val_inputs = val_cache.inputs(data.x_val)
+    callbacks = list(callbacks or [])
     if isinstance(fit_cache, ReplayCache):
         ds = fit_cache.dataset(data.x_fit, data.y_fit, batch_size=batch_size, shuffle_seed=seed)
-        y_val = np.eye(fit_cache.num_classes, dtype="float32")[data.y_val] if fit_cache.views.mixup else data.y_val
-        return {"x": ds, "shuffle": False, "validation_data": (val_inputs, y_val), "callbacks": [ReplayEpoch(ds)]}
-    return {"x": fit_cache.inputs(data.x_fit), "y": data.y_fit, "batch_size": batch_size,
-            "validation_data": (val_inputs, data.y_val), "callbacks": []}
-
-
-def _fit(model, arguments, callbacks, **kwargs):
-    arguments = dict(arguments)
-    own = arguments.pop("callbacks")
-    return model.fit(**arguments, callbacks=[*own, *(callbacks or [])], **kwargs)
+        return model.fit(ds, shuffle=False, validation_data=(val_inputs, fit_cache.labels(data.y_val)),
+                         callbacks=[ReplayEpoch(ds), *callbacks], **kwargs)
+    return model.fit(fit_cache.inputs(data.x_fit), data.y_fit, batch_size=batch_size,
+                     validation_data=(val_inputs, data.y_val), callbacks=callbacks, **kwargs)
 
 
 class DistilledStudent(_hypermodel_base()):
@@ -153,9 +148,9 @@ class DistilledStudent(_hypermodel_base()):
         return distiller
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        arguments = _fit_arguments(self.fit_cache, self.val_cache, self.data, self.batch_size, self.seed)
-        history = _fit(model, arguments, callbacks, epochs=kwargs.get("epochs", 1),
-                       initial_epoch=kwargs.get("initial_epoch", 0), verbose=kwargs.get("verbose", 0))
+        history = _fit(model, self.fit_cache, self.val_cache, self.data, self.batch_size, self.seed, callbacks,
+                       epochs=kwargs.get("epochs", 1), initial_epoch=kwargs.get("initial_epoch", 0),
+                       verbose=kwargs.get("verbose", 0))
         facts = getattr(model, "tfkd_facts", None) or self._facts(model)
         val = float(history.history["val_accuracy"][-1])
         # A latency-infeasible candidate still reports its accuracy, but scores 0 so it cannot be chosen.
@@ -399,8 +394,8 @@ class MethodSearch(_hypermodel_base()):
         return distiller
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
-        arguments = _fit_arguments(self.fit_cache, self.val_cache, self.data, self.batch_size, self.seed)
-        history = _fit(model, arguments, callbacks, epochs=self.epochs, verbose=0)
+        history = _fit(model, self.fit_cache, self.val_cache, self.data, self.batch_size, self.seed, callbacks,
+                       epochs=self.epochs, verbose=0)
         return {"val_accuracy": float(history.history["val_accuracy"][-1])}
 
 
