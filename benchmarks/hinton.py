@@ -54,7 +54,7 @@ def _distil_or_load(settings, teacher, temperature, alpha, seed, data_dir, cache
     stem = f"distilled_T{temperature:g}_a{alpha:g}_seed{seed}"
     meta = teachers._cached(run_dir, stem, st)
     if meta is None:
-        with teachers._locked(run_dir, stem):
+        with teachers._locked(run_dir, stem, stem):
             meta = teachers._cached(run_dir, stem, st) or _distil(run_dir, stem, st, settings, teacher, data_dir, log)
     else:
         log(f"  {stem}: reusing {run_dir / (stem + '.keras')}")

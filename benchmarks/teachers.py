@@ -51,10 +51,10 @@ PREPROCESSING = ("float32 NHWC images, pixels divided by 255 (tfkd.data.load), n
 # distillation arm must use the same (seed, val_size) so its validation images were never the teacher's training.
 TEACHERS = {
     "fashion_mnist": {
-        "dataset": "fashion_mnist", "spec": "plain_cnn:8", "seed": 0, "epochs": 15, "batch_size": 128,
+        "dataset": "fashion_mnist", "spec": "plain_cnn:8", "seed": 0, "epochs": 30, "batch_size": 128,
         "lr": 1e-3, "augmentation": {"shift": 0.1, "flip": "horizontal"},
         "split": {"seed": 0, "val_size": 5000, "n_train": None, "n_test": None},
-        "students": {"specs": ["plain_cnn:2"], "epochs": 15, "batch_size": 128, "lr": 1e-3, "seeds": [0]},
+        "students": {"specs": ["plain_cnn:2"], "epochs": 15, "batch_size": 128, "lr": 1e-3, "seeds": [0, 1, 2]},
     },
     "mnist": {
         "dataset": "mnist", "spec": "plain_cnn:8", "seed": 0, "epochs": 4, "batch_size": 128,
@@ -162,12 +162,13 @@ def _describe_augmentation(augmentation) -> str:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path, what: str):
-    """Hold an exclusive lock on ``directory/.lock``; a second process waits here until the first is done."""
+def _locked(directory: Path, stem: str, what: str):
+    """Hold an exclusive lock on ``directory/.<stem>.lock``; a second process training the same model waits here
+    until the first is done (other models of the directory train meanwhile)."""
     import fcntl
 
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+") as handle:
+    with open(directory / f".{stem}.lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -200,7 +201,7 @@ def _train_or_load(run_dir: Path, stem: str, settings: dict, data_dir, what: str
 
     meta = _cached(run_dir, stem, settings)
     if meta is None:
-        with _locked(run_dir, what):
+        with _locked(run_dir, stem, what):
             meta = _cached(run_dir, stem, settings)  # another process may have finished it while we waited
             if meta is None:
                 meta = _train(run_dir, stem, settings, data_dir, what, log)

@@ -118,3 +118,21 @@ def test_trials_on_replayed_views_train_on_the_cached_view_logits_without_a_teac
     longer = tuning.MethodSearch("mlp:16", views, val_cache, d, methods=("kd",), epochs=5, seed=0)
     with pytest.raises(Exception, match="replay cache holds epochs 0..3: the teacher never saw those views"):
         longer.fit(kd, longer.build(kd))
+
+
+def test_a_cosine_schedule_decays_every_trial_to_zero_over_its_epochs(digits_split):
+    import keras
+
+    d, fit_cache, val_cache = digits_split
+    hp = _hp(method="kd", lr=2e-3, kd_temperature=2.0, kd_alpha=0.5)
+    kd = tuning.MethodSearch("mlp:16", fit_cache, val_cache, d, methods=("kd",), epochs=3, batch_size=100,
+                             schedule="cosine")
+    labels = tuning.LabelsOnlySearch("mlp:16", d, epochs=3, batch_size=100, schedule="cosine")
+    for model in (kd.build(hp), labels.build(_hp(lr=2e-3, label_smoothing=0.0))):
+        lr = model.optimizer._learning_rate  # the schedule itself (learning_rate is its current value)
+        assert isinstance(lr, keras.optimizers.schedules.CosineDecay)
+        assert lr.decay_steps == 3 * 6 and float(lr(0)) == pytest.approx(2e-3) and float(lr(18)) == pytest.approx(0.0)
+    constant = tuning.LabelsOnlySearch("mlp:16", d, epochs=3).build(_hp(lr=2e-3, label_smoothing=0.0))
+    assert float(constant.optimizer.learning_rate) == pytest.approx(2e-3)
+    with pytest.raises(ValueError, match=r"schedule='step'; expected one of constant, cosine"):
+        tuning.LabelsOnlySearch("mlp:16", d, schedule="step")

@@ -80,6 +80,28 @@ def _hypermodel_base():
     return _kt().HyperModel
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def _adam(lr, schedule, epochs, n_fit, batch_size):
+    """Adam at ``lr``, constant or cosine-decayed to 0 over the trial's ``epochs`` (how a model one cares about
+    is trained; both searches take the same ``schedule``, so neither arm is handicapped)."""
+    import math
+
+    import keras
+
+    if schedule == "constant":
+        return keras.optimizers.Adam(lr)
+    steps = int(epochs) * math.ceil(n_fit / batch_size)
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps))
+
+
+def _check_schedule(schedule):
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}; expected one of {', '.join(SCHEDULES)}.")
+    return schedule
+
+
 def _fit(model, fit_cache, val_cache, data, batch_size, seed, callbacks=None, **kwargs):
     """``model.fit`` of one trial: ``data.x_fit`` with the cached logits of a :class:`tfkd.teachers.TeacherCache`,
     or a :class:`tfkd.replay.ReplayCache`'s augmented views of it (epoch ``e`` on view epoch ``e``) paired with the
@@ -369,8 +391,9 @@ class MethodSearch(_hypermodel_base()):
     """
 
     def __init__(self, student_spec, fit_cache, val_cache, data, *, methods=("kd", "kd_std", "dkd", "dist"),
-                 epochs=10, batch_size=64, seed=0, default=None):
+                 epochs=10, batch_size=64, seed=0, default=None, schedule="constant"):
         super().__init__(name="method_search", tunable=True)
+        self.schedule = _check_schedule(schedule)
         from tfkd.terms import LOGIT_METHODS
 
         unknown = [m for m in methods if m not in LOGIT_METHODS]
@@ -390,7 +413,8 @@ class MethodSearch(_hypermodel_base()):
         setting, terms, hard_weight = method_setting(hp, self.methods, self.epochs, self.default)
         student = models.build(self.student_spec, self.data.input_shape, self.data.num_classes, seed=self.seed)
         distiller = Distiller(None, student, terms=terms, hard_weight=hard_weight)
-        distiller.compile(optimizer=keras.optimizers.Adam(setting["lr"]), metrics=["accuracy"])
+        distiller.compile(optimizer=_adam(setting["lr"], self.schedule, self.epochs, len(self.data.y_fit),
+                                          self.batch_size), metrics=["accuracy"])
         return distiller
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
@@ -401,10 +425,12 @@ class MethodSearch(_hypermodel_base()):
 
 class LabelsOnlySearch(_hypermodel_base()):
     """The labels-only baseline's search, with the same trial budget and epochs as :class:`MethodSearch`: learning
-    rate and label smoothing (:data:`LABELS_SPACE`), so a distillation win is not a win over an untuned baseline."""
+    rate and label smoothing (:data:`LABELS_SPACE`), so a distillation win is not a win over an untuned baseline.
+    ``schedule`` (``constant`` or ``cosine``) as :class:`MethodSearch`'s."""
 
-    def __init__(self, student_spec, data, *, epochs=10, batch_size=64, seed=0, default=None):
+    def __init__(self, student_spec, data, *, epochs=10, batch_size=64, seed=0, default=None, schedule="constant"):
         super().__init__(name="labels_only_search", tunable=True)
+        self.schedule = _check_schedule(schedule)
         self.student_spec, self.data = student_spec, data
         self.epochs, self.batch_size, self.seed = int(epochs), batch_size, seed
         self.default = default or {}
@@ -419,7 +445,8 @@ class LabelsOnlySearch(_hypermodel_base()):
                             self.default.get("label_smoothing", 0.0))
         model = models.build(self.student_spec, self.data.input_shape, self.data.num_classes, seed=self.seed)
         # Label smoothing needs one-hot targets: the loss is categorical, the labels converted in fit.
-        model.compile(optimizer=keras.optimizers.Adam(lr), metrics=["accuracy"],
+        model.compile(optimizer=_adam(lr, self.schedule, self.epochs, len(self.data.y_fit), self.batch_size),
+                      metrics=["accuracy"],
                       loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing))
         return model
 
