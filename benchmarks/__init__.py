@@ -10,6 +10,7 @@
     python -m benchmarks.export_quality       # one MNIST student in every format (+ --tfmot) -> results/export_mnist*
     python -m benchmarks.sweep_time           # a T x alpha sweep on replayed views -> results/sweep_time.{json,md}
     python -m benchmarks.fm_arm               # compress's function-matching arm: live vs replayed -> results/fm_arm.*
+    python -m benchmarks.fmnist_chosen        # full Fashion-MNIST, distilled vs labels, both val-chosen -> results/
     tfkd bench step_time --smoke              # the same through the tfkd command (tiny budget)
 
 Order for a full refresh: ``accuracy``, then ``export_students`` (it exports the accuracy runs' students), then
@@ -32,6 +33,8 @@ BENCHMARKS = {
     "digits_student": "the main job's digits pair with a tuned labels-only baseline vs KD and function matching",
     "sweep_time": "an 8-arm T x alpha sweep on augmented views: teacher outputs replayed once vs keras.distillation",
     "fm_arm": "the main job's function-matching arm through the recipe: live teacher vs replayed views vs labels",
+    "fmnist_chosen": "full Fashion-MNIST: distilled vs labels-only students, each chosen by an equal keras-tuner "
+                     "search on validation, 3 seeds",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 

@@ -17,7 +17,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
 from benchmarks import (  # noqa: E402
-    accuracy, digits_student, export_students, fm_arm, hinton, methods, step_time, teachers)
+    accuracy, digits_student, export_students, fm_arm, fmnist_chosen, hinton, methods, step_time, teachers)
 from tfkd import training  # noqa: E402
 
 
@@ -160,6 +160,27 @@ def test_methods_smoke_reports_each_method_against_nokd_and_resumes_from_its_cac
     assert cached == ["at_seed0.json", "dist_seed0.json", "kd_seed0.json", "nokd_seed0.json"]
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs" / "methods" / "smoke").glob("*.json")}
     assert methods.main(args) == 0  # every arm is read back, none retrained
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_fmnist_chosen_smoke_searches_both_arms_equally_and_resumes_from_its_cache(tmp_path, data_dir):
+    args = ["--smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)]
+    assert fmnist_chosen.main(args) == 0
+    result = json.loads((tmp_path / "fmnist_chosen_smoke.json").read_text())["result"]
+    arms = result["arms"]
+    assert set(arms) == {"labels", "distilled"}
+    # the same search budget for both; the first trial of each is its untuned default
+    assert len(arms["labels"]["trials"]) == len(arms["distilled"]["trials"]) == fmnist_chosen.SMOKE["trials"]
+    for arm in arms.values():
+        run = arm["runs"][0]
+        assert len(run["val_curve"]) == len(run["test_curve"]) == fmnist_chosen.SMOKE["epochs"]
+        assert 0.0 <= run["test_accuracy"] <= 1.0 and run["test_accuracy"] == run["test_curve"][-1]
+    assert arms["distilled"]["runs"][0]["setting"]["method"] in ("kd", "kd_std", "dkd", "dist")
+    md = (tmp_path / "fmnist_chosen_smoke.md").read_text()
+    assert "**Verdict**" in md and "Accuracy against epochs" in md
+    runs = tmp_path / "runs" / "fmnist_chosen"
+    before = {p: p.stat().st_mtime_ns for p in runs.glob("*/seed*.json")}
+    assert len(before) == 2 and fmnist_chosen.main(args) == 0  # read back, nothing retrained
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
