@@ -206,19 +206,21 @@ def logits_cache_stage(ctx, teacher, data: Data, name="teacher_logits") -> Logit
     return LogitsCache(TeacherCache.load(paths["fit"]), TeacherCache.load(paths["val"]), np.load(test_path))
 
 
-REPLAYED_VIEWS = ("none", "shift")  # view kinds a tfkd.replay.ViewConfig expresses
+REPLAYED_VIEWS = ("none", "shift", "shift_flip")  # view kinds a tfkd.replay.ViewConfig expresses
 
 
 def replay_views(kind, data: Data, *, seed, mixup=0.0):
-    """The :class:`tfkd.replay.ViewConfig` of a recipe's view ``kind``: ``none`` (mixup only, if any) or ``shift``
-    (random shifts of up to a tenth of the side, zero fill), with per-example mixup at Beta(``mixup``, ``mixup``)."""
+    """The :class:`tfkd.replay.ViewConfig` of a recipe's view ``kind``: ``none`` (mixup only, if any), ``shift``
+    (random shifts of up to a tenth of the side, zero fill) or ``shift_flip`` (also horizontal flips: photos, not
+    digits or text), with per-example mixup at Beta(``mixup``, ``mixup``)."""
     from tfkd import replay
 
     if kind not in REPLAYED_VIEWS:
         raise ValueError(f"views={kind!r} cannot be replayed; expected one of {', '.join(REPLAYED_VIEWS)}.")
     low, high = float(np.min(data.x_fit)), float(np.max(data.x_fit))
-    pad = max(1, round(0.1 * data.x_fit.shape[1])) if kind == "shift" else 0
-    return replay.ViewConfig(seed=seed, pad=pad, mixup=mixup, value_range=(low, high) if low < high else (low, low + 1))
+    pad = max(1, round(0.1 * data.x_fit.shape[1])) if kind.startswith("shift") else 0
+    return replay.ViewConfig(seed=seed, pad=pad, flip=kind == "shift_flip", mixup=mixup,
+                             value_range=(low, high) if low < high else (low, low + 1))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -45,6 +45,25 @@ def test_takd_student_learns_from_the_assistant_not_the_teacher(tmp_path, data_d
     assert {e["format"] for e in res["export"]["formats"]} == {"tflite none", "tflite dynamic"}
 
 
+def test_takd_views_train_every_link_on_replayed_views_of_its_own_teacher(tmp_path, data_dir):
+    out, report = _run(tmp_path, data_dir, "takd", "--chain", "plain_cnn:4,plain_cnn:2,mlp:16", "--teacher-epochs",
+                       "1", "--epochs", "2", "--views", "shift")
+    res = report["results"]
+    ta, (blkd,), (takd,), (nokd,) = res["chain"][1], *(res["arms"][a] for a in ("blkd", "takd", "nokd"))
+    assert ta["taught_by"].startswith("replayed views") and blkd["taught_by"] == ta["taught_by"]
+    assert takd["taught_by"].startswith("replayed views") and takd["taught_by"] != blkd["taught_by"]
+    # NoKD sees the teacher's views with the soft term off: the same images as BLKD, labels only
+    assert nokd["taught_by"] == blkd["taught_by"]
+    assert (out / "cache" / "teacher_views.npz").is_file() and (out / "cache" / "ta1_views.npz").is_file()
+    assert "replayed shift views" in (out / "report.md").read_text()
+    from tfkd.recipes import takd as takd_recipe
+
+    with pytest.raises(ValueError, match=r"views='flip'; expected clean or one of shift, shift_flip"):
+        takd_recipe.Config(views="flip").validate()
+    with pytest.raises(ValueError, match=r"--ta auto: the assistant search trains on the fixed images"):
+        takd_recipe.Config(views="shift", ta="auto").validate()
+
+
 def test_blend_student_is_taught_by_the_ensemble(tmp_path, data_dir):
     out, report = _run(tmp_path, data_dir, "blend", "--teachers", "plain_cnn:2,mlp:64", "--student", "mlp:16",
                        "--teacher-epochs", "2", "--epochs", "2")
