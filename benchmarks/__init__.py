@@ -11,6 +11,7 @@
     python -m benchmarks.sweep_time           # a T x alpha sweep on replayed views -> results/sweep_time.{json,md}
     python -m benchmarks.fm_arm               # compress's function-matching arm: live vs replayed -> results/fm_arm.*
     python -m benchmarks.fmnist_chosen        # full Fashion-MNIST, distilled vs labels, both val-chosen -> results/
+    python -m benchmarks.evidence             # the evidence issue's five targets, met or missed -> results/evidence.*
     tfkd bench step_time --smoke              # the same through the tfkd command (tiny budget)
 
 Order for a full refresh: ``accuracy``, then ``export_students`` (it exports the accuracy runs' students), then
@@ -35,6 +36,8 @@ BENCHMARKS = {
     "fm_arm": "the main job's function-matching arm through the recipe: live teacher vs replayed views vs labels",
     "fmnist_chosen": "full Fashion-MNIST: distilled vs labels-only students, each chosen by an equal keras-tuner "
                      "search on validation, 3 seeds",
+    "evidence": "does distillation win? the five evidence targets judged met / missed from their result files "
+                "(--run N,...: measure them first)",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",
 }
 

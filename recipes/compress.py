@@ -72,12 +72,13 @@ class Config(RecipeConfig):
     sweep_alphas: typing.List[float] = field([0.25, 0.5, 0.75, 0.95], "alphas of --sweep")
     sweep_views: bool = field(False, "--sweep arms train on the function-matching views (augmented, replayed: no "
                                      "teacher pass of their own) instead of the fixed training images; needs "
-                                     "--fm-noise none or shift")
+                                     "--fm-noise none, shift or shift_flip")
     val_fraction: float = field(0.1, "share of the training set held out for the training curves")
     function_matching: bool = field(True, "add the function-matching arm (consistent views, mixup, T=1, alpha=1)")
     fm_epochs: int = field(60, "function-matching arm: epochs (patient: longer than --epochs)")
-    fm_noise: str = field("none", "function-matching arm: view noise besides mixup: none or shift (replayed: the "
-                                  "teacher runs once over the views of every epoch, shared by all seeds), simple or "
+    fm_noise: str = field("none", "function-matching arm: view noise besides mixup: none, shift or shift_flip "
+                                  "(flips too: photos only) (replayed: the teacher runs once over the views of "
+                                  "every epoch, shared by all seeds), simple or "
                                   "randaugment (stateful Keras layers: a live teacher in every step)")
     fm_mixup: float = field(0.2, "function-matching arm: mixup Beta parameter (0 = off)")
     export_arm: str = field("best", "which student to export (seed 0): best (highest final validation accuracy, "
@@ -331,7 +332,8 @@ def _verdict(results, labels) -> dict:
 
     ``delta_vs_nokd_points``: the arm's mean test accuracy minus its baseline's, in points (the report table's Δ);
     ``delta_stderr_points``: the standard error of the per-seed differences (both arms of a seed share its seed and
-    data), ``None`` for one seed.
+    data), ``None`` for one seed. ``baseline`` names the baseline arm; ``val_delta_points`` is the same difference
+    on the mean final validation accuracy (the target: a distilled student that wins on validation and on test).
     """
     arm = _best_on_validation(results, distilled_only=True)
     base = _baseline_arm(arm)
@@ -339,8 +341,10 @@ def _verdict(results, labels) -> dict:
     delta = (float(np.mean(test)) - float(np.mean(base_test))) * 100
     paired = (np.asarray(test) - np.asarray(base_test)) * 100
     stderr = float(np.std(paired, ddof=1) / np.sqrt(len(paired))) if len(paired) > 1 else None
-    return {"method": labels[arm], "arm": arm, "delta_vs_nokd_points": delta, "delta_stderr_points": stderr,
-            "seeds": len(paired), "chosen_on": "validation", "won": bool(delta > 0)}
+    val_delta = (_mean_val(results, arm) - _mean_val(results, base)) * 100
+    return {"method": labels[arm], "arm": arm, "baseline": base, "delta_vs_nokd_points": delta,
+            "delta_stderr_points": stderr, "val_delta_points": val_delta, "seeds": len(paired),
+            "chosen_on": "validation", "won": bool(delta > 0)}
 
 
 def _verdict_sentence(verdict, labels) -> str:

@@ -50,9 +50,10 @@ class Config(RecipeConfig):
     ta_candidates: typing.List[str] = field(["plain_cnn:4"], "TA search: assistant specs")
     ta_epochs: int = field(3, "TA search: epochs per link (and for the heuristic's stand-alone models)")
     val_fraction: float = field(0.1, "share of the training set held out to score trials")
-    views: str = field("none", "what student trials train on: none (the fixed training images) or shift (random "
-                               "shifts up to a tenth of the side, replayed: the teacher runs once over --max-epochs "
-                               "epochs of views for the whole search)")
+    views: str = field("none", "what student trials train on: none (the fixed training images), shift (random "
+                               "shifts up to a tenth of the side) or shift_flip (also horizontal flips: photos "
+                               "only); views are replayed: the teacher runs once over --max-epochs epochs of them "
+                               "for the whole search")
     views_mixup: float = field(0.0, "per-example mixup Beta parameter of the trials' views (0 = off; replayed)")
     export: bool = field(False, "export the best student to TFLite")
 

@@ -108,7 +108,9 @@ def test_verdict_picks_the_distilled_arm_on_validation_and_pairs_seeds_for_its_e
     # By hand: per-seed differences 3, 0 and 0.5 points; mean 7/6; sample std sqrt(31/12); stderr that / sqrt(3).
     assert verdict["delta_vs_nokd_points"] == pytest.approx(7 / 6)
     assert verdict["delta_stderr_points"] == pytest.approx((31 / 12) ** 0.5 / 3 ** 0.5)
-    assert verdict["won"] is True
+    assert verdict["won"] is True and verdict["baseline"] == "nokd"
+    # validation: kd (0.96 + 0.95 + 0.96) / 3 against nokd (0.95 + 0.94 + 0.93) / 3
+    assert verdict["val_delta_points"] == pytest.approx((2.87 - 2.82) / 3 * 100)
     sentence = compress._verdict_sentence(verdict, labels)
     assert sentence.startswith("Verdict: KD (T=4, alpha=0.5), the distilled arm with the best validation accuracy, "
                                "beat its labels-only baseline at the same budget, NoKD (labels only), on the test "
