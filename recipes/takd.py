@@ -8,7 +8,7 @@ student-only epoch.
 ``--views shift`` (or ``shift_flip`` for photos) trains every link, NoKD included, on randomly shifted (and
 flipped) views of the training images instead of the fixed images, as the study trained its networks. The views
 are replayed (:mod:`tfkd.replay`): each teacher of a link (the teacher, then each assistant) runs once over every
-epoch's views, and every arm of a seed sees the same views; NoKD trains on them with the soft term off.
+epoch's views, and every arm sees the same views; NoKD trains on them with the soft term off.
 
 Example:
 
@@ -29,6 +29,7 @@ from tfkd.recipes.config import RecipeConfig, field
 from tfkd.recipes.report import mean_std
 
 NAME = "takd"
+VIEWS = ("clean", "shift", "shift_flip")  # clean: the fixed images; the others: tfkd.recipes.common.replay_views
 DESCRIPTION = "teacher -> assistant(s) -> student chains vs direct KD (BLKD) vs labels only (NoKD)"
 
 
@@ -54,10 +55,8 @@ class Config(RecipeConfig):
             raise ValueError(f"ta={self.ta!r}; expected 'chain' or 'auto'.")
         if self.ta == "auto" and len(self.chain) < 2:
             raise ValueError(f"--ta auto needs a chain of at least teacher and student; got {self.chain}.")
-        from tfkd.recipes.common import REPLAYED_VIEWS
-
-        if self.views != "clean" and self.views not in REPLAYED_VIEWS[1:]:
-            raise ValueError(f"views={self.views!r}; expected clean or one of {', '.join(REPLAYED_VIEWS[1:])}.")
+        if self.views not in VIEWS:
+            raise ValueError(f"views={self.views!r}; expected one of {', '.join(VIEWS)}.")
         if self.views != "clean" and self.ta == "auto":
             raise ValueError("--views shift|shift_flip with --ta auto: the assistant search trains on the fixed "
                              "images; search with --views clean, then pass the chosen assistant in --chain.")

@@ -58,7 +58,7 @@ def test_takd_views_train_every_link_on_replayed_views_of_its_own_teacher(tmp_pa
     assert "replayed shift views" in (out / "report.md").read_text()
     from tfkd.recipes import takd as takd_recipe
 
-    with pytest.raises(ValueError, match=r"views='flip'; expected clean or one of shift, shift_flip"):
+    with pytest.raises(ValueError, match=r"views='flip'; expected one of clean, shift, shift_flip"):
         takd_recipe.Config(views="flip").validate()
     with pytest.raises(ValueError, match=r"--ta auto: the assistant search trains on the fixed images"):
         takd_recipe.Config(views="shift", ta="auto").validate()
