@@ -36,7 +36,7 @@ from benchmarks import _common
 CIFAR_TEACHER = "{results}/runs/teachers/cifar10_subset/teacher.keras"  # benchmarks.teachers' cached teacher
 RECIPES = {
     3: ("takd_views", ["takd", "--dataset", "cifar10_subset", "--chain", f"{CIFAR_TEACHER},plain_cnn:4,plain_cnn:2",
-                       "--views", "shift_flip", "--epochs", "30", "--batch-size", "64", "--seeds", "3",
+                       "--views", "shift_flip", "--epochs", "60", "--batch-size", "64", "--seeds", "3",
                        "--no-export"]),
     4: ("main_job", ["compress", "--seeds", "3", "--no-export"]),
     5: ("noisy_student", ["noisy-student"]),
