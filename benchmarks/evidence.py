@@ -1,13 +1,13 @@
 """Does distillation win? The evidence issue's five targets in one table, each judged met or missed from the run
 that measures it, never from prose.
 
-| target | measured by | met when |
-|---|---|---|
-| 1 | ``benchmarks.fmnist_chosen`` | teacher >= 92.5 % test, student <= 1/10 of its parameters, the distilled student chosen on validation beats the labels-only one chosen by the same search by >= 1.0 point (3 seeds, paired) |
-| 2 | ``benchmarks.hinton`` | the distilled MNIST student closes >= half of the student-alone-to-teacher gap in test errors |
-| 3 | ``tfkd run takd`` (CIFAR-10 subset, ``--views shift_flip``) | NoKD < BLKD < TAKD on the seed-mean test accuracy |
-| 4 | ``tfkd run compress --seeds 3`` (the main job's defaults) | the verdict's distilled arm beats its labels-only baseline on validation and on test |
-| 5 | ``tfkd run noisy-student`` (its default run) | both of the recipe's target lines say MET |
+1. ``benchmarks.fmnist_chosen``: teacher >= 92.5 % test, student <= 1/10 of its parameters, and the distilled
+   student chosen on validation beats the labels-only one chosen by the same search by >= 1.0 point (3 seeds, paired).
+2. ``benchmarks.hinton``: the distilled MNIST student closes >= half of its gap to the teacher in test errors.
+3. ``tfkd run takd`` (CIFAR-10 subset, ``--views shift_flip``): NoKD < BLKD < TAKD on the seed-mean test accuracy.
+4. ``tfkd run compress --seeds 3`` (the main job's defaults): the verdict's distilled arm beats its labels-only
+   baseline on validation and on test.
+5. ``tfkd run noisy-student`` (its default run): both of the recipe's target lines say MET.
 
 The benchmarks write ``benchmarks/results/<name>.json``; the recipe runs go to ``benchmarks/results/runs/evidence/``
 (git-ignored; resumed when killed) and their ``report.json``, without training histories, is kept as

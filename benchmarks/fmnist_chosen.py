@@ -224,7 +224,8 @@ def _markdown(result) -> str:
                   f"{arm}: search {a.get('search_s', 0) / 60:.0f} min, the {len(a['runs'])} final runs "
                   f"{sum(r['train_s'] for r in a['runs']) / 60:.0f} min" for arm, a in arms.items()) + ".", ""]
     if set(arms) == set(ARMS):
-        lines += ["| arm | chosen setting | validation (%) | test (%) | Δ test vs labels only (points, paired ± s.e.) |",
+        lines += ["| arm | chosen setting | validation (%) | test (%) "
+                  "| Δ test vs labels only (points, paired ± s.e.) |",
                   "|---|---|---|---|---|"]
         for arm in ARMS:
             a = arms[arm]

@@ -405,8 +405,6 @@ class MethodSearch(_hypermodel_base()):
         self.default = default
 
     def build(self, hp):
-        import keras
-
         from tfkd import models
         from tfkd.distiller import Distiller
 
