@@ -14,6 +14,9 @@ Drives ``tfkd run`` (``tfkd.recipes.runner.main``) into run directories under ``
 
 The budget (:data:`BUDGET`) is written into the results; with 2 CPU cores each dataset takes about 10-20 minutes.
 
+These teachers are the small ones of the first round; the evidence issue's targets, with the cached strong teachers
+of :mod:`benchmarks.teachers`, are judged by :mod:`benchmarks.evidence`.
+
 Run:  python -m benchmarks.accuracy                         (all three; results/accuracy.{json,md})
       python -m benchmarks.accuracy --only mnist            (one dataset; the others are collected if present)
       python -m benchmarks.accuracy --smoke --out /tmp/x    (tiny budget, for CI: checks the script still runs)
