@@ -98,6 +98,8 @@ class Config(RecipeConfig):
         if unknown or not self.methods or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods={','.join(self.methods)} must be distinct names from {', '.join(known)}; "
                              f"unknown: {', '.join(unknown) or 'none'}.")
+        if "auto" in self.methods:
+            self.refuse_search_under_strategy("--methods auto")
         arms = _arms(self)
         if self.export_arm not in ("best", "best_distilled", *arms):
             raise ValueError(f"export_arm={self.export_arm!r}; expected best, best_distilled or one of this run's "

@@ -59,6 +59,14 @@ class RecipeConfig:
     strategy: str = field("none", "tf.distribute strategy: none (one device), mirrored (every GPU of this host) or "
                                   "multiworker (the hosts in TF_CONFIG); --batch-size is then the global batch")
 
+    def refuse_search_under_strategy(self, what: str):
+        """keras-tuner clears the Keras session before every trial, which inside a tf.distribute scope drops the
+        scope and fails when the recipe leaves it, after the whole search: refuse the combination before any work."""
+        if self.strategy != "none":
+            raise ValueError(f"{what} is a keras-tuner search, which does not run under --strategy "
+                             f"{self.strategy} yet (keras-tuner clears the session between trials, dropping the "
+                             "strategy's scope); run it with --strategy none.")
+
     def validate(self):
         """Raise ValueError on values that are well-typed but meaningless; recipes extend this."""
         _positive(self, "seeds", "batch_size")

@@ -55,6 +55,8 @@ class Config(RecipeConfig):
             raise ValueError(f"ta={self.ta!r}; expected 'chain' or 'auto'.")
         if self.ta == "auto" and len(self.chain) < 2:
             raise ValueError(f"--ta auto needs a chain of at least teacher and student; got {self.chain}.")
+        if self.ta == "auto":
+            self.refuse_search_under_strategy("--ta auto")
         if self.views not in VIEWS:
             raise ValueError(f"views={self.views!r}; expected one of {', '.join(VIEWS)}.")
         if self.views != "clean" and self.ta == "auto":

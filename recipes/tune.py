@@ -59,6 +59,7 @@ class Config(RecipeConfig):
 
     def validate(self):
         super().validate()
+        self.refuse_search_under_strategy("the student search")
         from tfkd.tuning import TUNERS
 
         if self.tuner not in TUNERS:

@@ -80,3 +80,16 @@ def test_every_recipe_checks_its_shared_knobs_once_with_the_value(recipe):
         value, message = bad[name]
         with pytest.raises(ValueError, match=rf"^{name}={value} {message}"):
             config.from_dict(cls, {name: value})
+
+
+@pytest.mark.parametrize("recipe, args, what", [
+    ("compress", ["--methods", "auto,kd"], "--methods auto"),
+    ("tune", [], "the student search"),
+    ("takd", ["--ta", "auto"], "--ta auto"),
+])
+def test_a_keras_tuner_search_under_a_strategy_is_refused_before_any_work(recipe, args, what, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert runner.main([recipe, *args, "--strategy", "mirrored", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{what} is a keras-tuner search, which does not run under --strategy mirrored yet" in err
+    assert "run it with --strategy none" in err and not out.exists()
