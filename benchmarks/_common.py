@@ -132,3 +132,12 @@ def fmt_mean_std(values, scale=100.0, digits=2) -> str:
     from tfkd.recipes.report import mean_std
 
     return mean_std(values, scale=scale, digits=digits)
+
+
+def paired_points(a, b) -> tuple:
+    """``(mean, standard error)`` in points of the per-seed differences ``a - b`` (accuracies in [0, 1], paired by
+    seed); the standard error is None for one seed."""
+    import numpy as np
+
+    d = (np.asarray(a, float) - np.asarray(b, float)) * 100
+    return float(np.mean(d)), (float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None)

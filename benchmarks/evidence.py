@@ -49,11 +49,6 @@ TITLES = {1: "Fashion-MNIST, full set: distilled vs labels only, both chosen on 
           5: "Noisy Student: iteration 2 keeps iteration 1; noise costs no robustness"}
 
 
-def _paired(a, b):
-    d = (np.asarray(a, float) - np.asarray(b, float)) * 100
-    return float(np.mean(d)), (float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None)
-
-
 def _pm(mean, se):
     return f"{mean:+.2f}" + (f" ± {se:.2f}" if se is not None else "")
 
@@ -61,7 +56,7 @@ def _pm(mean, se):
 def judge_fmnist(result) -> tuple[bool, str]:
     r = result["result"]
     t, arms = r["teacher"], r["arms"]
-    delta, se = _paired(arms["distilled"]["test"], arms["labels"]["test"])
+    delta, se = _common.paired_points(arms["distilled"]["test"], arms["labels"]["test"])
     ratio = t["params"] / r["student_params"]
     met = t["test_accuracy"] >= 0.925 and ratio >= 10 and delta >= 1.0
     return met, (f"teacher {100 * t['test_accuracy']:.2f} %, student 1/{ratio:.0f} of its parameters; "
@@ -81,8 +76,9 @@ def judge_takd(report) -> tuple[bool, str]:
     acc = {a: [x["accuracy"] for x in arms[a]] for a in ("nokd", "blkd", "takd")}
     mean = {a: 100 * float(np.mean(v)) for a, v in acc.items()}
     met = mean["nokd"] < mean["blkd"] < mean["takd"]
-    return met, (f"NoKD {mean['nokd']:.2f}, BLKD {mean['blkd']:.2f} ({_pm(*_paired(acc['blkd'], acc['nokd']))}), "
-                 f"TAKD {mean['takd']:.2f} (vs BLKD {_pm(*_paired(acc['takd'], acc['blkd']))}) %, "
+    blkd, takd = (_pm(*_common.paired_points(acc[a], acc[b])) for a, b in (("blkd", "nokd"), ("takd", "blkd")))
+    return met, (f"NoKD {mean['nokd']:.2f}, BLKD {mean['blkd']:.2f} ({blkd}), "
+                 f"TAKD {mean['takd']:.2f} (vs BLKD {takd}) %, "
                  f"{len(acc['nokd'])} seeds")
 
 

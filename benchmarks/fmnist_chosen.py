@@ -171,10 +171,9 @@ def _final(arm, tuner, budget, data, caches, seed, run_dir: Path, log) -> dict:
 
 
 def _trials(tuner) -> list[dict]:
-    return sorted(({"score": t.score, **{k: v for k, v in t.hyperparameters.values.items()
-                                         if t.hyperparameters.is_active(k)}}
-                   for t in tuner.oracle.trials.values() if t.score is not None),
-                  key=lambda r: -r["score"])
+    from tfkd import tuning
+
+    return sorted((t for t in tuning.search_trials(tuner) if t["score"] is not None), key=lambda r: -r["score"])
 
 
 def run(budget, data_dir, out: Path, arms, smoke: bool, log=print) -> dict:
@@ -198,12 +197,6 @@ def run(budget, data_dir, out: Path, arms, smoke: bool, log=print) -> dict:
             "student_params": int(models.describe(models.build(budget["student"], data.input_shape,
                                                                data.num_classes))["params"]),
             "data": {"fit": len(data.y_fit), "val": len(data.y_val), "test": len(data.y_test)}, "arms": arms_out}
-
-
-def _paired(a, b):
-    d = (np.asarray(a) - np.asarray(b)) * 100
-    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
-    return float(np.mean(d)), se
 
 
 def _markdown(result) -> str:
@@ -231,11 +224,11 @@ def _markdown(result) -> str:
             a = arms[arm]
             delta = "—"
             if arm == "distilled":
-                m, se = _paired(a["test"], arms["labels"]["test"])
+                m, se = _common.paired_points(a["test"], arms["labels"]["test"])
                 delta = f"{m:+.2f}" + (f" ± {se:.2f}" if se is not None else "")
             lines.append(f"| {TITLES[arm]} | {a['described']} | {_common.fmt_mean_std(a['val'])} | "
                          f"{_common.fmt_mean_std(a['test'])} | {delta} |")
-        m, se = _paired(arms["distilled"]["test"], arms["labels"]["test"])
+        m, se = _common.paired_points(arms["distilled"]["test"], arms["labels"]["test"])
         lead = 100 * (t["test_accuracy"] - float(np.mean(arms["labels"]["test"])))
         seeds = ", ".join(str(s) for s in b["seeds"])
         lines += ["", f"The teacher leads the chosen labels-only student by {lead:+.2f} points on test."]

@@ -320,9 +320,7 @@ def _search(cfg, ctx, data, cache, kind) -> dict:
                                 max_trials=cfg.auto_trials, seed=cfg.seed)
     tuner.search(verbose=0)
     best = tuning.best_setting(tuner)
-    trials = [{"score": t.score, **{k: v for k, v in t.hyperparameters.values.items()
-                                    if t.hyperparameters.is_active(k)}}
-              for t in tuner.oracle.trials.values()]
+    trials = tuning.search_trials(tuner)
     ctx.stage_note(f"{kind}: {len(trials)} trials, best validation accuracy {best['val_accuracy']:.4f}: "
                    + tuning.describe_setting(best))
     return {**best, "trials": trials}

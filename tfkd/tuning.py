@@ -490,6 +490,13 @@ _KNOB_NAMES = {"kd_temperature": "temperature", "kd_alpha": "alpha", "dkd_beta":
                "dist_temperature": "temperature"}
 
 
+def search_trials(tuner) -> list[dict]:
+    """Every trial of a :func:`search_tuner` search, in trial order: its ``score`` (None if it did not finish) and
+    the hyperparameters active in it."""
+    return [{"score": t.score, **{k: v for k, v in t.hyperparameters.values.items() if t.hyperparameters.is_active(k)}}
+            for t in tuner.oracle.trials.values()]
+
+
 def best_setting(tuner) -> dict:
     """The best trial's setting (``method`` if searched, ``lr`` and the knobs active in it), its validation
     accuracy and trial id; :func:`setting_terms` turns a distillation setting back into terms."""
