@@ -137,6 +137,33 @@ def test_mixup_views_blend_two_examples_and_their_labels_and_replay_too(mnist):
     assert np.isfinite(history.history["loss"][0]) and int(SEEN.numpy()) == N
 
 
+def test_each_mixed_label_weighs_the_two_images_its_view_blends(mnist):
+    x, y = mnist
+    config = replay.ViewConfig(seed=5, pad=0, mixup=0.2)
+    v, labels = replay.views(x, y, config=config, epoch=2, num_classes=10)
+    v, labels, flat = v.numpy().reshape(N, -1), labels.numpy(), x.reshape(N, -1).astype("float32")
+    checked = 0
+    for i in range(N):
+        lam = labels[i, y[i]]
+        others = [c for c in np.flatnonzero(labels[i]) if c != y[i]]
+        if not others or not 0.05 < lam < 0.95:
+            continue  # the partner has the same class, or one image dominates past what float32 resolves
+        partner = (v[i] - lam * flat[i]) / (1 - lam)  # the other image, recovered from the view and the label
+        j = int(np.argmin(np.abs(flat - partner).max(1)))
+        np.testing.assert_allclose(flat[j], partner, atol=1e-3)
+        assert y[j] == others[0] and labels[i, others[0]] == pytest.approx(1 - lam, abs=1e-6)
+        checked += 1
+    assert checked > N // 10
+
+
+def test_a_shift_of_half_the_image_is_refused_before_any_view_is_made(mnist):
+    x, _ = mnist
+    digits = x[:, 10:18, 10:18]  # 8x8, the size of the digits set
+    with pytest.raises(ValueError, match=r"pad=4 shifts 8x8 images by up to half their size.*pad < 4"):
+        replay.views(digits, seed=0, epoch=0)  # ViewConfig's default pad=4 is meant for 32x32 images
+    assert replay.views(digits, seed=0, epoch=0, pad=1)[0].shape == digits.shape
+
+
 def test_the_cache_refuses_another_teacher_other_data_another_seed_and_epochs_it_does_not_hold(mnist, tmp_path):
     x, y = mnist
     teacher = _teacher(seed=0)

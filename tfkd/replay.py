@@ -241,6 +241,11 @@ def _check_inputs(config, x, y=None):
                          "images [examples, height, width, channels]. Use pad=0, flip=False for other inputs.")
     if len(x) == 0:
         raise ValueError("x has 0 examples; there is nothing to make views of.")
+    if config.pad and 2 * config.pad >= min(np.shape(x)[1:3]):
+        # Half the image or more shifted out: digits at the default pad=4 (meant for 32x32) became noise, silently.
+        raise ValueError(f"pad={config.pad} shifts {np.shape(x)[1]}x{np.shape(x)[2]} images by up to half their size "
+                         f"or more; expected pad < {(min(np.shape(x)[1:3]) + 1) // 2} (about 1/8 of the side is "
+                         "usual: pad=4 for 32x32, pad=1 for 8x8).")
     if y is not None and len(y) != len(x):
         raise ValueError(f"y has {len(y)} labels but x has {len(x)} examples; they must match one to one.")
 
