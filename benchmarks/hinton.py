@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import os
 import sys
 import time
@@ -71,8 +70,7 @@ def _distil(run_dir, stem, st, settings, teacher, data_dir, log) -> dict:
     keras.utils.set_random_seed(st["seed"])
     student = models.build(st["spec"], x_fit.shape[1:], int(y_fit.max()) + 1, seed=st["seed"])
     fit_cache, val_cache = cache_teacher_logits(teacher, x_fit), cache_teacher_logits(teacher, x_val)
-    steps = st["epochs"] * math.ceil(len(x_fit) / st["batch_size"])
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(st["lr"], decay_steps=steps))
+    optimizer = training.cosine_adam(st["lr"], epochs=st["epochs"], examples=len(x_fit), batch_size=st["batch_size"])
     ckpt_dir = run_dir / "ckpt" / stem
     best_path = ckpt_dir / "best.weights.h5"
     done = io.read_json(ckpt_dir / "state.json").get("history", {}) if (ckpt_dir / "state.json").exists() else {}

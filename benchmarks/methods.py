@@ -65,8 +65,8 @@ def _arm(method, seed, split, teacher, caches, budget, log):
     x_fit, y_fit, x_val, y_val, x_test, y_test = split
     keras.utils.set_random_seed(seed)
     student = models.build(budget["student"], x_fit.shape[1:], int(y_fit.max()) + 1, seed=seed)
-    steps = budget["epochs"] * -(-len(y_fit) // budget["batch_size"])
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(budget["lr"], decay_steps=steps))
+    optimizer = training.cosine_adam(budget["lr"], epochs=budget["epochs"], examples=len(y_fit),
+                                     batch_size=budget["batch_size"])
     common = dict(epochs=budget["epochs"], batch_size=budget["batch_size"], optimizer=optimizer, verbose=0)
     start = time.perf_counter()
     if method == "nokd":

@@ -233,8 +233,9 @@ def _train(run_dir: Path, stem: str, settings: dict, data_dir, what: str, log):
     else:  # the augmentation wraps the classifier for training only; the saved model is the bare classifier
         inputs = keras.Input(x_fit.shape[1:], name="image")
         trainer = keras.Model(inputs, model(aug(inputs)), name=f"{model.name}_augmented")
-    steps = settings["epochs"] * math.ceil(len(x_fit) / settings["batch_size"])
-    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(settings["lr"], decay_steps=steps))
+    optimizer = training.cosine_adam(settings["lr"], epochs=settings["epochs"], examples=len(x_fit),
+                                     batch_size=settings["batch_size"])
+    steps = settings["epochs"] * math.ceil(len(x_fit) / settings["batch_size"])  # for the report
     io.write_json(marker, settings)
     best_path = ckpt_dir / "best.weights.h5"
     # The epoch kept is the best on validation. On a resume, the best so far comes from the checkpointed history.

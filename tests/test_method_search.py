@@ -120,18 +120,27 @@ def test_trials_on_replayed_views_train_on_the_cached_view_logits_without_a_teac
         longer.fit(kd, longer.build(kd))
 
 
-def test_a_cosine_schedule_decays_every_trial_to_zero_over_its_epochs(digits_split):
-    import keras
+def _assert_cosine(optimizer, lr, steps):
+    """The learning rate (its value at chosen iterations) starts at lr, is half at mid-way and 0 at the end."""
+    for step, expected in ((0, lr), (steps // 2, lr / 2), (steps, 0.0)):
+        optimizer.iterations.assign(step)
+        assert float(optimizer.learning_rate) == pytest.approx(expected, abs=1e-9), step
 
+
+def test_cosine_adam_decays_to_zero_over_the_batches_of_its_epochs():
+    from tfkd import training
+
+    _assert_cosine(training.cosine_adam(1e-2, epochs=2, examples=10, batch_size=4), 1e-2, steps=2 * 3)
+
+
+def test_a_cosine_schedule_decays_every_trial_to_zero_over_its_epochs(digits_split):
     d, fit_cache, val_cache = digits_split
     hp = _hp(method="kd", lr=2e-3, kd_temperature=2.0, kd_alpha=0.5)
     kd = tuning.MethodSearch("mlp:16", fit_cache, val_cache, d, methods=("kd",), epochs=3, batch_size=100,
                              schedule="cosine")
     labels = tuning.LabelsOnlySearch("mlp:16", d, epochs=3, batch_size=100, schedule="cosine")
     for model in (kd.build(hp), labels.build(_hp(lr=2e-3, label_smoothing=0.0))):
-        lr = model.optimizer._learning_rate  # the schedule itself (learning_rate is its current value)
-        assert isinstance(lr, keras.optimizers.schedules.CosineDecay)
-        assert lr.decay_steps == 3 * 6 and float(lr(0)) == pytest.approx(2e-3) and float(lr(18)) == pytest.approx(0.0)
+        _assert_cosine(model.optimizer, 2e-3, steps=3 * 6)  # 3 epochs of 6 batches (the last one short)
     constant = tuning.LabelsOnlySearch("mlp:16", d, epochs=3).build(_hp(lr=2e-3, label_smoothing=0.0))
     assert float(constant.optimizer.learning_rate) == pytest.approx(2e-3)
     with pytest.raises(ValueError, match=r"schedule='step'; expected one of constant, cosine"):

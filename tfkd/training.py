@@ -243,6 +243,13 @@ def _raise_bad_epoch(model, problem, checkpoint_dir, label):
         f"not checkpointed and {kept}. Check the inputs for NaN/inf, or lower the learning rate.")
 
 
+def cosine_adam(lr, *, epochs, examples, batch_size):
+    """Adam whose learning rate falls from ``lr`` to 0 along a cosine over ``epochs`` epochs of ``examples`` in
+    batches of ``batch_size`` (the last batch may be short): how a model one cares about is usually trained."""
+    steps = int(epochs) * math.ceil(int(examples) / int(batch_size))
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps))
+
+
 def _optimizer(lr, optimizer):
     if optimizer is not None:
         return optimizer

@@ -86,14 +86,13 @@ SCHEDULES = ("constant", "cosine")
 def _adam(lr, schedule, epochs, n_fit, batch_size):
     """Adam at ``lr``, constant or cosine-decayed to 0 over the trial's ``epochs`` (how a model one cares about
     is trained; both searches take the same ``schedule``, so neither arm is handicapped)."""
-    import math
-
     import keras
+
+    from tfkd import training
 
     if schedule == "constant":
         return keras.optimizers.Adam(lr)
-    steps = int(epochs) * math.ceil(n_fit / batch_size)
-    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps))
+    return training.cosine_adam(lr, epochs=epochs, examples=n_fit, batch_size=batch_size)
 
 
 def _check_schedule(schedule):
