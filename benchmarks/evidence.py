@@ -162,14 +162,29 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def table(rows) -> list[str]:
+    """The targets as markdown lines (also the first table of ``benchmarks.accuracy``)."""
+    lines = ["Each status is computed from the file beside it (`python -m benchmarks.evidence`); the numbers are on "
+             "test, every choice on validation.", "", "| target | status | measured | from |", "|---|---|---|---|"]
+    return lines + [f"| {r['target']}. {r['title']} | **{r['status']}** | {r['measured']} | `{r['source']}` |"
+                    for r in rows]
+
+
+def parse_targets(text, error):
+    """``"3,4"`` -> ``[3, 4]``; ``error(message)`` (an argparse ``parser.error``) on anything else."""
+    try:
+        targets = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        error(f"{text!r}: expected comma-separated target numbers from {list(TITLES)}")
+    unknown = [t for t in targets if t not in TITLES]
+    if unknown:
+        error(f"unknown targets {unknown}; expected some of {list(TITLES)}")
+    return targets
+
+
 def _markdown(result) -> str:
     lines = _common.header("Does distillation win? The five targets", result)
-    lines += ["", "Each status is computed from the file beside it (`python -m benchmarks.evidence`); the numbers "
-              "are on test, every choice on validation.", "",
-              "| target | status | measured | from |", "|---|---|---|---|"]
-    for r in result["targets"]:
-        lines.append(f"| {r['target']}. {r['title']} | **{r['status']}** | {r['measured']} | `{r['source']}` |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + table(result["targets"])) + "\n"
 
 
 def main(argv=None) -> int:
@@ -178,13 +193,7 @@ def main(argv=None) -> int:
                         "(collect what is there)")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = parser.parse_args(argv)
-    try:
-        to_run = [int(t) for t in args.run.split(",") if t.strip()]
-    except ValueError:
-        parser.error(f"--run {args.run!r}: expected comma-separated target numbers from {list(TITLES)}")
-    unknown = [t for t in to_run if t not in TITLES]
-    if unknown:
-        parser.error(f"--run: unknown targets {unknown}; expected some of {list(TITLES)}")
+    to_run = parse_targets(args.run, lambda msg: parser.error(f"--run {msg}"))
     t0, env = time.time(), _common.environment()
     results = Path(args.out) if args.out else _common.RESULTS
     for target in to_run:

@@ -43,11 +43,20 @@ def test_accuracy_smoke_runs_both_recipes_and_collects_their_reports(accuracy_sm
     assert [c["name"] for c in takd["chain"]] == ["teacher", "ta1"] and set(takd["arms"]) == {"nokd", "blkd", "takd"}
     md = (accuracy_smoke / "accuracy_smoke.md").read_text()
     assert "70.16" in md and "73.51" in md and "tfkd run takd" in md and "**chosen**" in md
+    # The evidence targets open the report; none is measured in this fresh folder, and the table says so.
+    assert [t["target"] for t in result["targets"]] == [1, 2, 3, 4, 5]
+    assert {t["status"] for t in result["targets"]} == {"not measured"} and "The five targets" in md
     assert result["env"]["versions"]["tensorflow"] and result["command"].startswith("python -m benchmarks.accuracy")
     # Run again: finished runs are reused, not retrained (a data dir without the data proves it), same numbers.
     assert accuracy.main(["--smoke", "--out", str(accuracy_smoke), "--only", "digits", "--data-dir", "."]) == 0
     again = json.loads((accuracy_smoke / "accuracy_smoke.json").read_text())
     assert again["datasets"]["digits"]["arms"] == compress["arms"] and "cifar10_subset" in again["datasets"]
+
+
+def test_accuracy_refuses_an_unknown_target_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        accuracy.main(["--smoke", "--out", str(tmp_path), "--targets", "4,9"])
+    assert "--targets unknown targets [9]" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
 def test_export_students_smoke_exports_every_variant(accuracy_smoke):
