@@ -127,10 +127,14 @@ def test_digits_student_smoke_pairs_every_arm_with_the_tuned_baseline(tmp_path):
     assert digits_student.main(["--smoke", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "digits_student_smoke.json").read_text())
     rows = {r["arm"]: r for r in result["result"]["rows"]}
-    assert list(rows) == digits_student.SMOKE["arms"] and rows["ce_ls"]["delta_vs_ce_ls"] == 0.0
+    assert list(rows) == digits_student.SMOKE["arms"] and rows["ce_ls"]["delta_vs_baseline"] == 0.0
+    # Each arm is paired with the tuned baseline trained as long as it: the patient arms with ce_ls_long.
+    assert {a: r["baseline"] for a, r in rows.items()} == {"ce_ls": "ce_ls", "kd_T4_a0.5": "ce_ls", "fm_a0.5": "ce_ls",
+                                                            "ce_ls_long": "ce_ls_long", "fm_mixup_long": "ce_ls_long"}
+    assert rows["ce_ls_long"]["delta_vs_baseline"] == 0.0
     for r in rows.values():
         assert len(r["test"]) == 2 and all(0.0 <= a <= 1.0 for a in r["test"] + r["val"])
-    assert "Δ test vs ce_ls" in (tmp_path / "digits_student_smoke.md").read_text()
+    assert "vs ce_ls_long" in (tmp_path / "digits_student_smoke.md").read_text()
 
 
 def test_teachers_smoke_trains_once_then_reuses_the_cached_teacher(tmp_path, data_dir):
