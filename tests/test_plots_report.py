@@ -121,7 +121,7 @@ def test_verdict_picks_the_distilled_arm_on_validation_and_pairs_seeds_for_its_e
     verdict = compress._verdict(one, labels)
     assert verdict["arm"] == "fm" and verdict["delta_stderr_points"] is None and verdict["won"] is False
     assert verdict["delta_vs_nokd_points"] == pytest.approx(-2.0)
-    assert "LOST to its labels-only baseline at the same budget, NoKD, 60 epochs, on the test set by 2.00 points " \
-           "(1 seed)." in compress._verdict_sentence(verdict, labels)
+    assert f"LOST to its labels-only baseline at the same budget, NoKD, {cfg.fm_epochs} epochs, on the test set by " \
+           "2.00 points (1 seed)." in compress._verdict_sentence(verdict, labels)
     md = report.to_markdown({"title": "t", "lead": "The answer.", "summary": ["s"]})
     assert md.splitlines()[:4] == ["# t", "", "The answer.", ""]
