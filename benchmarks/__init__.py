@@ -11,6 +11,7 @@
     python -m benchmarks.sweep_time           # a T x alpha sweep on replayed views -> results/sweep_time.{json,md}
     python -m benchmarks.fm_arm               # compress's function-matching arm: live vs replayed -> results/fm_arm.*
     python -m benchmarks.fmnist_chosen        # full Fashion-MNIST, distilled vs labels, both val-chosen -> results/
+    python -m benchmarks.fmnist_patient       # full Fashion-MNIST, function matching for 100 epochs, curves -> results/
     python -m benchmarks.evidence             # the evidence issue's five targets, met or missed -> results/evidence.*
     tfkd bench step_time --smoke              # the same through the tfkd command (tiny budget)
 
@@ -36,6 +37,8 @@ BENCHMARKS = {
     "fm_arm": "the main job's function-matching arm through the recipe: live teacher vs replayed views vs labels",
     "fmnist_chosen": "full Fashion-MNIST: distilled vs labels-only students, each chosen by an equal keras-tuner "
                      "search on validation, 3 seeds",
+    "fmnist_patient": "full Fashion-MNIST, patiently: function matching vs labels on the same views and on clean "
+                      "images, 100 epochs, one seed, accuracy against epochs",
     "evidence": "does distillation win? the five evidence targets judged met / missed from their result files "
                 "(--run N,...: measure them first)",
     "methods": "every distillation method (KD, DKD, DIST, FitNet, AT, RKD, SP, ...) vs NoKD, cached teacher, 3 seeds",

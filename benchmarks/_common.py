@@ -141,3 +141,25 @@ def paired_points(a, b) -> tuple:
 
     d = (np.asarray(a, float) - np.asarray(b, float)) * 100
     return float(np.mean(d)), (float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None)
+
+
+def accuracy_curve(model, x_test, y_test):
+    """A Keras callback logging validation (from the logs) and test accuracy after every epoch in ``.val`` and
+    ``.test``: the curves a reader checks for flattening, never a choice. ``model`` is a Distiller (its student is
+    measured) or a logits model."""
+    import keras
+    import numpy as np
+
+    student = getattr(model, "student", model)
+
+    class Curve(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.val, self.test = [], []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.val.append(float(logs["val_accuracy"]))
+            logits = student.predict(x_test, batch_size=1024, verbose=0)
+            self.test.append(float(np.mean(np.argmax(logits, axis=1) == np.asarray(y_test).reshape(-1))))
+
+    return Curve()

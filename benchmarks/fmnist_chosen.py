@@ -52,13 +52,13 @@ SMOKE = {"student": "plain_cnn:2", "epochs": 1, "batch_size": 64, "trials": 2, "
          "schedule": "cosine", "min_teacher_test": 0.925, "target_points": 1.0}
 
 
-def _data(settings, data_dir):
+def teacher_data(settings, data_dir):
     x_fit, y_fit, x_val, y_val, x_test, y_test = teachers.split(NAME, data_dir, settings=settings)
     return SimpleNamespace(x_fit=x_fit, y_fit=y_fit, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test,
                            input_shape=x_fit.shape[1:], num_classes=int(y_fit.max()) + 1)
 
 
-def _caches(teacher, info, data, run_dir: Path, log):
+def teacher_caches(teacher, info, data, run_dir: Path, log):
     """The teacher's logits on the fit and validation images, computed once; its validation accuracy must be the
     one it was chosen with (a teacher fed another input range than its training's would not match)."""
     from tfkd import teachers as tfkd_teachers
@@ -117,29 +117,6 @@ def _search_seconds(run_dir: Path, arm) -> float:
     return float(io.read_json(path)["seconds"]) if path.is_file() else 0.0
 
 
-def _curve(model, data):
-    """A callback logging validation (from the logs) and test accuracy after every epoch: the curves only, never a
-    choice."""
-    import keras
-
-    class Curve(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.val, self.test = [], []
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.val.append(float(logs["val_accuracy"]))
-            self.test.append(_accuracy(model, data.x_test, data.y_test))
-
-    return Curve()
-
-
-def _accuracy(model, x, y) -> float:
-    student = getattr(model, "student", model)  # a Distiller's student, or the labels-only model itself
-    logits = student.predict(x, batch_size=1024, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=1) == y))
-
-
 def _final(arm, tuner, budget, data, caches, seed, run_dir: Path, log) -> dict:
     """The chosen setting trained with ``seed`` (cached as JSON): final validation / test accuracy and curves."""
     import keras
@@ -157,7 +134,7 @@ def _final(arm, tuner, budget, data, caches, seed, run_dir: Path, log) -> dict:
     keras.utils.set_random_seed(seed)
     hm = _hypermodel(arm, budget, data, caches, seed)
     model = hm.build(hp)
-    curve = _curve(model, data)
+    curve = _common.accuracy_curve(model, data.x_test, data.y_test)
     t0 = time.time()
     scores = hm.fit(hp, model, callbacks=[curve])
     result = {"arm": arm, "seed": seed, "setting": setting, "described": tuning.describe_setting(setting),
@@ -181,8 +158,8 @@ def run(budget, data_dir, out: Path, arms, smoke: bool, log=print) -> dict:
     cache_dir = out / "runs" / "teachers"
     run_dir = out / "runs" / "fmnist_chosen"
     teacher, info = teachers.load_teacher(NAME, data_dir, cache_dir=cache_dir, settings=settings, log=log)
-    data = _data(settings, data_dir)
-    caches = _caches(teacher, info, data, run_dir, log)
+    data = teacher_data(settings, data_dir)
+    caches = teacher_caches(teacher, info, data, run_dir, log)
     arms_out = {}
     for arm in arms:
         tuner = _search(arm, budget, data, caches, run_dir, log)

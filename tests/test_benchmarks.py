@@ -17,7 +17,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is not installed; it runs from the repository root
 
 from benchmarks import (  # noqa: E402
-    accuracy, digits_student, export_students, fm_arm, fmnist_chosen, hinton, methods, step_time, teachers)
+    accuracy, digits_student, export_students, fm_arm, fmnist_chosen, fmnist_patient, hinton, methods, step_time,
+    teachers)
 from tfkd import training  # noqa: E402
 
 
@@ -194,6 +195,22 @@ def test_fmnist_chosen_smoke_searches_both_arms_equally_and_resumes_from_its_cac
     runs = tmp_path / "runs" / "fmnist_chosen"
     before = {p: p.stat().st_mtime_ns for p in runs.glob("*/seed*.json")}
     assert len(before) == 2 and fmnist_chosen.main(args) == 0  # read back, nothing retrained
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_fmnist_patient_smoke_trains_three_arms_on_one_teacher_pass_and_reads_them_back(tmp_path, data_dir):
+    args = ["--smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)]
+    assert fmnist_patient.main(args) == 0
+    result = json.loads((tmp_path / "fmnist_patient_smoke.json").read_text())["result"]
+    assert set(result["arms"]) == set(fmnist_patient.ARMS) and "mixup Beta(0.2, 0.2)" in result["views"]
+    for arm in result["arms"].values():
+        assert len(arm["val_curve"]) == len(arm["test_curve"]) == fmnist_patient.SMOKE["epochs"]
+        assert 0.0 <= arm["test_accuracy"] <= 1.0 and arm["test_accuracy"] == arm["test_curve"][-1]
+    assert "Accuracy against epochs" in (tmp_path / "fmnist_patient_smoke.md").read_text()
+    runs = tmp_path / "runs" / "fmnist_patient"
+    before = {p: p.stat().st_mtime_ns for p in runs.glob("*.json")}
+    assert len(before) == 3 and len(list(runs.glob("views_*.npz"))) == 1
+    assert fmnist_patient.main(args) == 0  # read back: no arm retrained, the views not recomputed
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
