@@ -52,7 +52,8 @@ def _views(teacher, data, budget, run_dir: Path, log):
     if path.is_file():
         return replay.ReplayCache.load(path, teacher=teacher, x=data.x_fit, views=config, epochs=budget["epochs"])
     log(f"  the teacher over {budget['epochs']} epochs of views ({config.describe()}) ...")
-    return replay.compute_replay_cache(teacher, data.x_fit, views=config, epochs=budget["epochs"], path=path)
+    return replay.compute_replay_cache(teacher, data.x_fit, views=config, epochs=budget["epochs"], path=path,
+                                       verbose=1)  # a line per epoch: this pass takes minutes
 
 
 def _train(arm, budget, data, views, val_cache, run_dir: Path, log) -> dict:
